@@ -1,0 +1,18 @@
+//! The one `bindgen!` of the host: Rust types and traits for the
+//! `siphon:collector/collector` world in `wit/`. The rest of the host uses
+//! these through `imports` and `runner`, never the macro output directly.
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "siphon:collector/collector",
+    imports: { default: async | trappable },
+    exports: { default: async },
+    with: {
+        "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+        "wasi:io": wasmtime_wasi::p2::bindings::io,
+        "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+    },
+    require_store_data_send: true,
+});
+
+pub use siphon::collector::{checkpoint, config, log, sink, types};

@@ -1,0 +1,281 @@
+//! The commit protocol that ties records in the sink to the cursor in state,
+//! so that a crash at any instant repeats work but never skips or duplicates
+//! a record.
+//!
+//! ```text
+//!            commit(cursor C1, records R)
+//!  state {cursor C0} ──1──▶ state {cursor C0, pending {objects O1..On, cursor C1}}
+//!                     ──2──▶ objects O1..On created in the sink (create-only, in order)
+//!                     ──3──▶ state {cursor C1}
+//!
+//!  recovery, when a run opens a state that still has `pending`:
+//!    every Oi exists  ──▶ state {cursor C1}            (the commit had finished step 2)
+//!    some Oi missing  ──▶ delete the Oi that exist,     (the records are fetched again
+//!                          state {cursor C0}              from C0 by the next run)
+//! ```
+//!
+//! Object names are fixed before step 1 and recorded in the intent, which
+//! makes the existence check exact. Every state write is conditional on the
+//! generation read, so a second writer is detected instead of overwritten.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::sink::{Layout, Sink, SinkError};
+use crate::state::{Generation, PendingCommit, STATE_VERSION, SourceState, StateError, StateStore};
+
+/// Why a commit (or opening the state) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// The state store failed or another writer got there first.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The sink failed.
+    #[error("sink ({location}): {error}")]
+    Sink {
+        /// The sink's description.
+        location: String,
+        /// What failed.
+        error: SinkError,
+    },
+    /// Records could not be encoded.
+    #[error("cannot encode records: {0}")]
+    Encode(#[from] std::io::Error),
+}
+
+/// Records wait here between `emit` and `commit`.
+#[derive(Debug, thiserror::Error)]
+#[error("{pending} bytes of records are waiting for a commit; the limit is {limit} (max_pending_size)")]
+pub struct BufferFull {
+    /// Bytes already buffered.
+    pub pending: usize,
+    /// The limit.
+    pub limit: usize,
+}
+
+/// What delivery did during a run.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryStats {
+    /// Records durably in the sink.
+    pub records: u64,
+    /// Objects written, in order.
+    pub objects: Vec<String>,
+    /// Bytes written (as stored).
+    pub bytes: u64,
+    /// Commits that changed the state.
+    pub commits: u32,
+}
+
+/// One run's view of a source's sink and state.
+pub struct Delivery {
+    source: String,
+    sink: Arc<dyn Sink>,
+    state: Arc<dyn StateStore>,
+    layout: Layout,
+    started: DateTime<Utc>,
+    seq: u32,
+    current: SourceState,
+    generation: Option<Generation>,
+    pending: Vec<String>,
+    pending_bytes: usize,
+    max_pending: usize,
+    stats: DeliveryStats,
+}
+
+impl Delivery {
+    /// Load the source's state, finishing or undoing an interrupted commit.
+    pub async fn open(
+        source: &str,
+        sink: Arc<dyn Sink>,
+        state: Arc<dyn StateStore>,
+        layout: Layout,
+        started: DateTime<Utc>,
+        max_pending: usize,
+    ) -> Result<Delivery, DeliveryError> {
+        let stored = state.load(source).await?;
+        let (current, generation) = match stored {
+            Some(s) => (s.state, Some(s.generation)),
+            None => (SourceState { version: STATE_VERSION, ..Default::default() }, None),
+        };
+        let mut delivery = Delivery {
+            source: source.to_owned(),
+            sink,
+            state,
+            layout,
+            started,
+            seq: 0,
+            current,
+            generation,
+            pending: Vec::new(),
+            pending_bytes: 0,
+            max_pending,
+            stats: DeliveryStats::default(),
+        };
+        if let Some(intent) = delivery.current.pending.clone() {
+            delivery.recover(intent).await?;
+        }
+        Ok(delivery)
+    }
+
+    async fn recover(&mut self, intent: PendingCommit) -> Result<(), DeliveryError> {
+        let mut present = Vec::with_capacity(intent.objects.len());
+        for name in &intent.objects {
+            present.push(self.sink.exists(name).await.map_err(|e| self.sink_error(e))?);
+        }
+        let mut next = self.current.clone();
+        next.pending = None;
+        if present.iter().all(|p| *p) {
+            tracing::info!(source = %self.source, objects = intent.objects.len(), records = intent.records,
+                "Recovered an interrupted commit: its objects are in the sink, committing its cursor");
+            next.cursor = intent.cursor;
+        } else {
+            let found = present.iter().filter(|p| **p).count();
+            for (name, there) in intent.objects.iter().zip(&present) {
+                if *there {
+                    self.sink.delete(name).await.map_err(|e| self.sink_error(e))?;
+                }
+            }
+            tracing::warn!(source = %self.source, objects = intent.objects.len(), found, records = intent.records,
+                "Undid an interrupted commit: not all of its objects were written; its records will be fetched again");
+        }
+        self.write(next).await
+    }
+
+    /// The committed cursor.
+    pub fn cursor(&self) -> Option<&str> {
+        self.current.cursor.as_deref()
+    }
+
+    /// What was delivered so far.
+    pub fn stats(&self) -> &DeliveryStats {
+        &self.stats
+    }
+
+    /// Records waiting for the next commit.
+    pub fn pending_records(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Queue validated records for the next commit.
+    pub fn push(&mut self, records: Vec<String>) -> Result<(), BufferFull> {
+        let bytes: usize = records.iter().map(|r| r.len() + 1).sum();
+        if self.pending_bytes + bytes > self.max_pending {
+            return Err(BufferFull { pending: self.pending_bytes, limit: self.max_pending });
+        }
+        self.pending_bytes += bytes;
+        self.pending.extend(records);
+        Ok(())
+    }
+
+    /// Drop records that were never committed (the run failed).
+    pub fn discard_pending(&mut self) -> usize {
+        let n = self.pending.len();
+        self.pending.clear();
+        self.pending_bytes = 0;
+        n
+    }
+
+    /// Deliver pending records, then make `cursor` the committed cursor
+    /// (`None` keeps the current one). Returns the objects written.
+    pub async fn commit(&mut self, cursor: Option<String>) -> Result<Vec<String>, DeliveryError> {
+        let records = std::mem::take(&mut self.pending);
+        self.pending_bytes = 0;
+        let cursor = cursor.or_else(|| self.current.cursor.clone());
+        if records.is_empty() {
+            if cursor != self.current.cursor {
+                let mut next = self.current.clone();
+                next.cursor = cursor;
+                self.write(next).await?;
+            }
+            return Ok(Vec::new());
+        }
+
+        let groups = self.layout.split(&records);
+        let names: Vec<String> = groups
+            .iter()
+            .map(|_| {
+                let name = self.layout.object_name(self.started, self.seq);
+                self.seq += 1;
+                name
+            })
+            .collect();
+
+        // Step 1: the intent.
+        let mut intent = self.current.clone();
+        intent.pending = Some(PendingCommit {
+            objects: names.clone(),
+            cursor: cursor.clone(),
+            records: records.len() as u64,
+        });
+        self.write(intent).await?;
+
+        // Step 2: the objects.
+        let mut written = Vec::new();
+        let mut bytes = 0u64;
+        for (name, group) in names.iter().zip(&groups) {
+            let result = match self.layout.encode(group) {
+                Ok(object) => {
+                    bytes += object.body.len() as u64;
+                    self.sink.create(name, &object).await.map_err(|e| self.sink_error(e))
+                }
+                Err(e) => Err(DeliveryError::Encode(e)),
+            };
+            if let Err(e) = result {
+                self.roll_back(&written).await;
+                return Err(e);
+            }
+            written.push(name.clone());
+        }
+
+        // Step 3: the cursor.
+        let mut done = self.current.clone();
+        done.pending = None;
+        done.cursor = cursor;
+        self.write(done).await?;
+
+        self.stats.records += records.len() as u64;
+        self.stats.bytes += bytes;
+        self.stats.objects.extend(names.iter().cloned());
+        crate::telemetry::delivered(&self.source, records.len() as u64, names.len() as u64, bytes);
+        for name in &names {
+            tracing::debug!(source = %self.source, object = %name, "Wrote object");
+        }
+        Ok(names)
+    }
+
+    /// Undo a commit that failed in step 2, best effort. Whatever is not
+    /// undone here stays recorded in the intent and is undone by the next
+    /// run's recovery.
+    async fn roll_back(&mut self, written: &[String]) {
+        for name in written {
+            if let Err(e) = self.sink.delete(name).await {
+                tracing::warn!(source = %self.source, object = %name, error = %e,
+                    "Cannot remove an object of a failed commit; the next run will");
+                return;
+            }
+        }
+        let mut next = self.current.clone();
+        next.pending = None;
+        if let Err(e) = self.write(next).await {
+            tracing::warn!(source = %self.source, error = %e, "Cannot clear a failed commit; the next run will");
+        }
+    }
+
+    async fn write(&mut self, mut next: SourceState) -> Result<(), DeliveryError> {
+        next.version = STATE_VERSION;
+        next.updated_at = Some(Utc::now());
+        let generation = self.state.store(&self.source, &next, self.generation).await?;
+        self.generation = Some(generation);
+        self.current = next;
+        self.stats.commits += 1;
+        Ok(())
+    }
+
+    fn sink_error(&self, error: SinkError) -> DeliveryError {
+        DeliveryError::Sink { location: self.sink.describe(), error }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,23 @@
+//! siphon: a daemon that runs one sandboxed WebAssembly collector per SaaS
+//! vendor and lands their security logs as NDJSON objects.
+//!
+//! Layout: `bindings` (the WIT world), `imports/*` (one module per imported
+//! WIT interface), `engine` (compile and instantiate), `runner` (one run),
+//! `scheduler` (cron, concurrency, shutdown), `delivery` (the commit
+//! protocol), `sink/*` and `state/*` (backends), `egress` (outbound HTTP
+//! policy), `config`, `limits`, `secrets`, `telemetry`.
+
+pub mod bindings;
+pub mod config;
+pub mod delivery;
+pub mod egress;
+pub mod engine;
+pub mod imports;
+pub mod limits;
+pub mod runner;
+pub mod scheduler;
+pub mod secrets;
+pub mod services;
+pub mod sink;
+pub mod state;
+pub mod telemetry;

@@ -1,0 +1,115 @@
+//! Local directory sink: each object is written to a temporary file in its
+//! final directory, fsynced, then hard-linked to its name (which fails if the
+//! name exists, so nothing is ever overwritten), and the directory fsynced.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+
+use super::{Object, Sink, SinkError};
+
+/// Objects as files under a directory.
+#[derive(Debug, Clone)]
+pub struct LocalDirSink {
+    dir: PathBuf,
+}
+
+impl LocalDirSink {
+    /// A sink rooted at `dir`, created if missing.
+    pub fn open(dir: &Path) -> Result<LocalDirSink, SinkError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| SinkError::Backend(format!("cannot create sink directory {}: {e}", dir.display())))?;
+        Ok(LocalDirSink { dir: dir.to_owned() })
+    }
+
+    fn path(&self, name: &str) -> Result<PathBuf, SinkError> {
+        // Names come from `Layout`, but never let one escape the directory.
+        if name.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+            return Err(SinkError::Backend(format!("refusing unsafe object name {name:?}")));
+        }
+        Ok(self.dir.join(name))
+    }
+}
+
+fn write_new(path: &Path, body: &[u8]) -> std::io::Result<bool> {
+    let parent = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)?;
+    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("object");
+    let tmp = parent.join(format!(".{file_name}.{}.tmp", uuid::Uuid::new_v4().simple()));
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        f.write_all(body)?;
+        f.sync_all()?;
+        match std::fs::hard_link(&tmp, path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(e) => return Err(e),
+        }
+        std::fs::File::open(parent)?.sync_all()?;
+        Ok(true)
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    result
+}
+
+#[async_trait]
+impl Sink for LocalDirSink {
+    fn describe(&self) -> String {
+        format!("local directory {}", self.dir.display())
+    }
+
+    async fn create(&self, name: &str, object: &Object) -> Result<(), SinkError> {
+        let path = self.path(name)?;
+        let body = object.body.clone();
+        let p = path.clone();
+        let created = tokio::task::spawn_blocking(move || write_new(&p, &body))
+            .await
+            .map_err(|e| SinkError::Backend(format!("write task failed: {e}")))?
+            .map_err(|e| SinkError::Backend(format!("cannot write {}: {e}", path.display())))?;
+        if created { Ok(()) } else { Err(SinkError::AlreadyExists(name.to_owned())) }
+    }
+
+    async fn exists(&self, name: &str) -> Result<bool, SinkError> {
+        let path = self.path(name)?;
+        tokio::fs::try_exists(&path)
+            .await
+            .map_err(|e| SinkError::Backend(format!("cannot check {}: {e}", path.display())))
+    }
+
+    async fn delete(&self, name: &str) -> Result<(), SinkError> {
+        let path = self.path(name)?;
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(SinkError::Backend(format!("cannot delete {}: {e}", path.display()))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn obj(text: &str) -> Object {
+        Object { body: Bytes::from(text.to_owned()), content_type: "application/x-ndjson", content_encoding: None, records: 1 }
+    }
+
+    #[tokio::test]
+    async fn creates_once_and_never_overwrites() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = LocalDirSink::open(dir.path()).unwrap();
+        sink.create("a/b/x.ndjson", &obj("{}\n")).await.unwrap();
+        assert!(sink.exists("a/b/x.ndjson").await.unwrap());
+        let err = sink.create("a/b/x.ndjson", &obj("{\"other\":1}\n")).await.unwrap_err();
+        assert!(matches!(err, SinkError::AlreadyExists(_)));
+        assert_eq!(std::fs::read_to_string(dir.path().join("a/b/x.ndjson")).unwrap(), "{}\n");
+        // No temporary files are left behind.
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("a/b")).unwrap().collect();
+        assert_eq!(left.len(), 1);
+        sink.delete("a/b/x.ndjson").await.unwrap();
+        assert!(!sink.exists("a/b/x.ndjson").await.unwrap());
+        assert!(sink.create("../escape", &obj("{}\n")).await.is_err());
+    }
+}

@@ -1,0 +1,74 @@
+//! Logging and metrics set-up, and the metric names siphon records.
+//!
+//! Logs are `tracing` events with `source`, `collector` and `run_id` fields
+//! (one span per run). Metrics are named `siphon_<noun>_<unit>_total` with
+//! low-cardinality labels (source name, outcome), exported for Prometheus
+//! when `[metrics] listen` is set.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use tracing_subscriber::EnvFilter;
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log pipelines.
+    Json,
+}
+
+/// Install the global tracing subscriber. `RUST_LOG` overrides the default
+/// filter (`info`, with wasmtime's internals at `warn`).
+pub fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,wasmtime=warn,cranelift=warn,wasmtime_wasi_http=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+/// Serve Prometheus metrics on `addr` (`GET /metrics`).
+pub fn init_metrics(addr: SocketAddr) -> anyhow::Result<()> {
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .install()
+        .with_context(|| format!("cannot serve metrics on {addr}"))
+}
+
+/// An outbound request finished with `outcome` (status code, `denied`,
+/// `retried`, `failed`, `too_large`).
+pub fn http_request(source: &str, outcome: &str) {
+    metrics::counter!("siphon_http_requests_total", "source" => source.to_owned(), "outcome" => outcome.to_owned())
+        .increment(1);
+}
+
+/// Time spent waiting for one upstream response.
+pub fn http_latency(source: &str, elapsed: Duration) {
+    metrics::histogram!("siphon_http_request_duration_seconds", "source" => source.to_owned())
+        .record(elapsed.as_secs_f64());
+}
+
+/// A run ended with `outcome` (`ok` or an error kind).
+pub fn run_finished(source: &str, outcome: &str, elapsed: Duration) {
+    metrics::counter!("siphon_runs_total", "source" => source.to_owned(), "outcome" => outcome.to_owned())
+        .increment(1);
+    metrics::histogram!("siphon_run_duration_seconds", "source" => source.to_owned())
+        .record(elapsed.as_secs_f64());
+}
+
+/// Records and objects durably delivered to the sink.
+pub fn delivered(source: &str, records: u64, objects: u64, bytes: u64) {
+    metrics::counter!("siphon_records_delivered_total", "source" => source.to_owned()).increment(records);
+    metrics::counter!("siphon_objects_written_total", "source" => source.to_owned()).increment(objects);
+    metrics::counter!("siphon_sink_bytes_total", "source" => source.to_owned()).increment(bytes);
+}
+
+/// The memory limiter refused a growth request.
+pub fn memory_refused(source: &str) {
+    metrics::counter!("siphon_memory_refusals_total", "source" => source.to_owned()).increment(1);
+}
