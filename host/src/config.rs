@@ -58,6 +58,9 @@ pub struct EngineConfig {
     /// uncommitted work is repeated by the next run. Default 30 s.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// Run every source once as soon as the daemon starts, then follow the
+    /// schedules. Useful after a deploy or for a demo. Default false.
+    pub run_on_start: bool,
 }
 
 impl Default for EngineConfig {
@@ -66,6 +69,7 @@ impl Default for EngineConfig {
             cache_dir: PathBuf::from(".siphon-cache"),
             max_concurrent_runs: 4,
             shutdown_grace: Duration::from_secs(30),
+            run_on_start: false,
         }
     }
 }
@@ -300,6 +304,27 @@ impl fmt::Debug for SourceSpec {
     }
 }
 
+impl SourceSpec {
+    /// A source with no settings, secrets or hosts, used to call a
+    /// collector's `info` export outside of any run.
+    pub fn placeholder() -> anyhow::Result<SourceSpec> {
+        Ok(SourceSpec {
+            name: "info".to_owned(),
+            collector: PathBuf::new(),
+            schedule_text: "0 0 * * *".to_owned(),
+            schedule: Cron::from_str("0 0 * * *")?,
+            jitter: Duration::ZERO,
+            enabled: false,
+            prefix: String::new(),
+            allowed_hosts: Vec::new(),
+            allow_http: false,
+            settings: BTreeMap::new(),
+            secrets: Secrets::default(),
+            limits: Limits::default(),
+        })
+    }
+}
+
 impl Settings {
     /// Read, parse and validate a config file.
     pub fn load(path: &Path) -> Result<Settings, ConfigError> {
@@ -322,10 +347,12 @@ impl Settings {
             .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
             .unwrap_or(Path::new("."));
         let base = std::path::absolute(base).unwrap_or_else(|_| base.to_owned());
-        validate(config, &base).map_err(|problems| ConfigError::Invalid {
+        let mut settings = validate(config, &base).map_err(|problems| ConfigError::Invalid {
             path: path.to_owned(),
             problems,
-        })
+        })?;
+        settings.path = path.to_owned();
+        Ok(settings)
     }
 }
 

@@ -1,1 +1,159 @@
-//! todo
+//! The wasmtime engine: configured once (async, epoch interruption, compile
+//! cache), collectors compiled once and kept as `InstancePre`, and a
+//! background ticker that advances the epoch for run deadlines.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Cache, CacheConfig, Config, Engine, Store};
+
+use crate::bindings::CollectorPre;
+use crate::bindings::types::CollectorInfo;
+use crate::egress::{Egress, Network};
+use crate::imports::{self, HostState};
+
+/// How often the epoch advances; deadlines are counted in these ticks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(50);
+
+/// Longest the `info` export may take (it must not do I/O).
+const INFO_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Why a collector component cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file cannot be read.
+    #[error("collector {path}: cannot read: {error}")]
+    Read {
+        /// The `.wasm` file.
+        path: PathBuf,
+        /// The I/O error.
+        error: std::io::Error,
+    },
+    /// The bytes are not a valid WebAssembly component.
+    #[error("collector {path}: not a valid WebAssembly component: {message}")]
+    Invalid {
+        /// The `.wasm` file.
+        path: PathBuf,
+        /// wasmtime's explanation.
+        message: String,
+    },
+    /// The component does not fit the `siphon:collector` world.
+    #[error("collector {path}: does not match the siphon:collector@0.1.0 world: {message}")]
+    Mismatch {
+        /// The `.wasm` file.
+        path: PathBuf,
+        /// Which import or export does not fit.
+        message: String,
+    },
+    /// Calling `info` failed.
+    #[error("collector {path}: `info` failed: {message}")]
+    Info {
+        /// The `.wasm` file.
+        path: PathBuf,
+        /// The trap or error.
+        message: String,
+    },
+}
+
+/// A compiled collector, ready to instantiate many times.
+#[derive(Clone)]
+pub struct LoadedCollector {
+    /// The `.wasm` file it came from.
+    pub path: PathBuf,
+    /// What the collector says about itself.
+    pub info: CollectorInfo,
+    /// Pre-linked instance.
+    pub pre: CollectorPre<HostState>,
+}
+
+/// The engine and linker shared by every run.
+pub struct SiphonEngine {
+    engine: Engine,
+    linker: Linker<HostState>,
+    stop: Arc<AtomicBool>,
+}
+
+impl SiphonEngine {
+    /// An engine caching compiled components under `cache_dir` (no cache
+    /// when `None`).
+    pub fn new(cache_dir: Option<&Path>) -> anyhow::Result<SiphonEngine> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        if let Some(dir) = cache_dir {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| anyhow::anyhow!("cannot create compile cache {}: {e}", dir.display()))?;
+            let mut cache = CacheConfig::new();
+            cache.with_directory(dir);
+            config.cache(Some(Cache::new(cache)?));
+        }
+        let engine = Engine::new(&config)?;
+        let mut linker = Linker::new(&engine);
+        imports::add_to_linker(&mut linker)?;
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let (weak, flag) = (engine.weak(), stop.clone());
+        std::thread::Builder::new().name("siphon-epoch".into()).spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                match weak.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => break,
+                }
+            }
+        })?;
+        Ok(SiphonEngine { engine, linker, stop })
+    }
+
+    /// The wasmtime engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Compile (or load from cache) and link a collector, then ask it for
+    /// its `info`.
+    pub async fn load(&self, path: &Path) -> Result<LoadedCollector, LoadError> {
+        let bytes = std::fs::read(path).map_err(|error| LoadError::Read { path: path.to_owned(), error })?;
+        let engine = self.engine.clone();
+        let component = tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
+            .await
+            .map_err(|e| LoadError::Invalid { path: path.to_owned(), message: e.to_string() })?
+            .map_err(|e| LoadError::Invalid { path: path.to_owned(), message: format!("{e:#}") })?;
+        let mismatch = |e: wasmtime::Error| LoadError::Mismatch { path: path.to_owned(), message: format!("{e:#}") };
+        let instance_pre = self.linker.instantiate_pre(&component).map_err(mismatch)?;
+        let pre = CollectorPre::new(instance_pre).map_err(mismatch)?;
+        let info = self.info(&pre).await.map_err(|e| LoadError::Info { path: path.to_owned(), message: format!("{e:#}") })?;
+        Ok(LoadedCollector { path: path.to_owned(), info, pre })
+    }
+
+    async fn info(&self, pre: &CollectorPre<HostState>) -> anyhow::Result<CollectorInfo> {
+        let source = Arc::new(crate::config::SourceSpec::placeholder()?);
+        let egress = Arc::new(Egress::new("info", Vec::new(), false, source.limits.clone(), Arc::new(Network)));
+        let mut store = self.store(HostState::new(source, egress, None), INFO_DEADLINE);
+        let instance = pre.instantiate_async(&mut store).await?;
+        let info = tokio::time::timeout(INFO_DEADLINE, instance.call_info(&mut store))
+            .await
+            .map_err(|_| anyhow::anyhow!("did not return within {INFO_DEADLINE:?}"))??;
+        Ok(info)
+    }
+
+    /// A fresh store for one run: memory limiter installed, epoch deadline
+    /// set to `deadline` from now.
+    pub fn store(&self, state: HostState, deadline: Duration) -> Store<HostState> {
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        let ticks = (deadline.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        store
+    }
+}
+
+impl Drop for SiphonEngine {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}

@@ -1,1 +1,210 @@
-fn main() {}
+//! The `siphon` command line: `run` (daemon), `collect` (one run now),
+//! `check` (validate config and components), `inspect` (describe a `.wasm`).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use siphon::config::Settings;
+use siphon::engine::SiphonEngine;
+use siphon::runner::{self, RunReport};
+use siphon::scheduler::{self, SchedulerOptions};
+use siphon::services::Runtime;
+use siphon::telemetry::{self, LogFormat};
+
+/// Collect security logs from SaaS APIs with sandboxed WebAssembly
+/// collectors and land them as NDJSON objects.
+#[derive(Parser)]
+#[command(name = "siphon", version, about)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "text", env = "SIPHON_LOG_FORMAT")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon: every enabled source on its schedule until SIGTERM/SIGINT.
+    Run {
+        /// Configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Run one source once, now, and print its summary.
+    Collect {
+        /// Configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Source name (`[sources.<name>]`).
+        source: String,
+    },
+    /// Validate the configuration and load every collector; exit 1 on any problem.
+    Check {
+        /// Configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Describe a collector component: name, version, settings, imports, exports.
+    Inspect {
+        /// The `.wasm` file.
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Run { config } => daemon(&config).await,
+        Command::Collect { config, source } => collect(&config, &source).await,
+        Command::Check { config } => check(&config).await,
+        Command::Inspect { file } => inspect(&file).await,
+    }
+}
+
+fn load(config: &Path) -> anyhow::Result<Settings> {
+    Ok(Settings::load(config)?)
+}
+
+async fn daemon(config: &Path) -> anyhow::Result<ExitCode> {
+    let settings = load(config)?;
+    if let Some(addr) = settings.metrics.listen {
+        telemetry::init_metrics(addr)?;
+    }
+    let runtime = Arc::new(Runtime::from_settings(&settings, None).await?);
+    let options = SchedulerOptions {
+        max_concurrent_runs: settings.engine.max_concurrent_runs,
+        shutdown_grace: settings.engine.shutdown_grace,
+        run_on_start: settings.engine.run_on_start,
+    };
+    tracing::info!(config = %config.display(), sink = %runtime.sink.describe(), state = %runtime.state.describe(),
+        "siphon started");
+    scheduler::run(runtime, options, shutdown_signal()).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Cannot listen for SIGTERM; only SIGINT stops siphon");
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("Shutdown signal received");
+}
+
+async fn collect(config: &Path, source: &str) -> anyhow::Result<ExitCode> {
+    let settings = load(config)?;
+    let runtime = Runtime::from_settings(&settings, Some(source)).await?;
+    let src = runtime.source(source).context("source not loaded")?;
+    let report = runner::run(&runtime, &src).await;
+    print_report(&report);
+    Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn print_report(r: &RunReport) {
+    let d = &r.delivered;
+    println!("source:    {}", r.source);
+    println!("collector: {}", r.collector);
+    println!("run_id:    {}", r.run_id);
+    match &r.outcome {
+        Ok(s) => {
+            println!("outcome:   ok{}", if s.caught_up { " (caught up)" } else { "" });
+            println!("pages:     {}", s.pages);
+            println!("duplicates dropped: {}", s.duplicates);
+            if let Some(note) = &s.note {
+                println!("note:      {note}");
+            }
+        }
+        Err(e) => {
+            println!("outcome:   FAILED ({})", e.kind());
+            println!("error:     {e}");
+            println!("discarded: {} uncommitted records (fetched again next run)", r.discarded);
+        }
+    }
+    println!("records:   {}", d.records);
+    println!("objects:   {}", d.objects.len());
+    for o in &d.objects {
+        println!("  {o}");
+    }
+    println!("elapsed:   {:.2?}", r.elapsed);
+}
+
+async fn check(config: &Path) -> anyhow::Result<ExitCode> {
+    let settings = load(config)?;
+    let runtime = Runtime::from_settings(&settings, None).await?;
+    for s in runtime.sources() {
+        println!(
+            "ok: source `{}`: {} ({}), schedule `{}`, hosts [{}]",
+            s.spec.name,
+            s.collector_name(),
+            s.spec.collector.display(),
+            s.spec.schedule_text,
+            s.spec.allowed_hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(", ")
+        );
+    }
+    println!("ok: sink: {}; state: {}", runtime.sink.describe(), runtime.state.describe());
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn inspect(file: &Path) -> anyhow::Result<ExitCode> {
+    let engine = SiphonEngine::new(None)?;
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let component = wasmtime::component::Component::new(engine.engine(), &bytes)
+        .map_err(|e| anyhow::anyhow!("{}: not a valid WebAssembly component: {e:#}", file.display()))?;
+    let ty = component.component_type();
+    println!("file: {} ({} bytes)", file.display(), bytes.len());
+    println!("imports:");
+    for (name, _) in ty.imports(engine.engine()) {
+        println!("  {name}");
+    }
+    println!("exports:");
+    for (name, _) in ty.exports(engine.engine()) {
+        println!("  {name}");
+    }
+    let loaded = engine.load(file).await?;
+    let info = &loaded.info;
+    println!("name:    {}", info.name);
+    println!("version: {}", info.version);
+    println!("vendor:  {}", info.vendor);
+    println!("settings:");
+    for s in &info.settings {
+        let kind = if s.secret { "secret " } else { "setting" };
+        let req = if s.required { "required" } else { "optional" };
+        let default = s.default_value.as_deref().map(|d| format!(" [default: {d}]")).unwrap_or_default();
+        println!("  {kind} {:<20} {req}  {}{default}", s.name, s.description);
+    }
+    Ok(ExitCode::SUCCESS)
+}

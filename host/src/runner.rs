@@ -1,1 +1,255 @@
-//! todo
+//! One run of one source: open its checkpoint (recovering an interrupted
+//! commit), instantiate the collector in a fresh store, call `collect`
+//! under the run's deadline, then deliver or discard what it emitted and
+//! report the outcome, attributed to the source and collector.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tracing::Instrument;
+
+use crate::bindings::types::{CollectError, RunSummary};
+use crate::delivery::{Delivery, DeliveryError, DeliveryStats};
+use crate::imports::HostState;
+use crate::services::{Runtime, SourceRuntime};
+
+/// Why a run failed. Expected collector failures and host policy kills are
+/// kept apart; every message is free of the source's secrets.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The collector returned an error (`collect-error` in the WIT).
+    #[error("{kind} error: {message}")]
+    Collector {
+        /// The case of `collect-error` (`auth`, `transport`, ...).
+        kind: &'static str,
+        /// The collector's message.
+        message: String,
+    },
+    /// The run hit `limits.run_timeout`.
+    #[error("run exceeded its deadline of {0:?} (limits.run_timeout) and was stopped")]
+    Deadline(Duration),
+    /// The collector needed more memory than `limits.memory`.
+    #[error("collector ran out of memory: it asked to grow to {requested} bytes; the limit is {limit} bytes (limits.memory)")]
+    OutOfMemory {
+        /// Size of the refused growth.
+        requested: usize,
+        /// The cap.
+        limit: usize,
+    },
+    /// The collector panicked.
+    #[error("collector panicked: {0}")]
+    Panic(String),
+    /// The collector trapped for another reason.
+    #[error("collector trapped: {0}")]
+    Trap(String),
+    /// Records or cursor could not be made durable.
+    #[error("delivery failed: {0}")]
+    Delivery(#[from] DeliveryError),
+}
+
+impl RunError {
+    /// Short label for metrics and summaries.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RunError::Collector { kind, .. } => kind,
+            RunError::Deadline(_) => "deadline",
+            RunError::OutOfMemory { .. } => "out_of_memory",
+            RunError::Panic(_) => "panic",
+            RunError::Trap(_) => "trap",
+            RunError::Delivery(_) => "delivery",
+        }
+    }
+}
+
+/// Everything known about a finished run.
+#[derive(Debug)]
+pub struct RunReport {
+    /// Unique id of the run, in every log line of it.
+    pub run_id: String,
+    /// Source name.
+    pub source: String,
+    /// Collector `name@version`.
+    pub collector: String,
+    /// When it started.
+    pub started: DateTime<Utc>,
+    /// How long it took.
+    pub elapsed: Duration,
+    /// The collector's summary, or why the run failed.
+    pub outcome: Result<RunSummary, RunError>,
+    /// What reached the sink and state durably.
+    pub delivered: DeliveryStats,
+    /// Records emitted but thrown away because the run failed before
+    /// committing them; the next run fetches them again.
+    pub discarded: usize,
+    /// The committed cursor after the run.
+    pub cursor: Option<String>,
+}
+
+impl RunReport {
+    /// Whether the run succeeded.
+    pub fn ok(&self) -> bool {
+        self.outcome.is_ok()
+    }
+}
+
+fn collect_error(e: CollectError) -> RunError {
+    let (kind, message) = match e {
+        CollectError::Config(m) => ("config", m),
+        CollectError::Auth(m) => ("auth", m),
+        CollectError::NotFound(m) => ("not_found", m),
+        CollectError::RateLimited(m) => ("rate_limited", m),
+        CollectError::Vendor(m) => ("vendor", m),
+        CollectError::Transport(m) => ("transport", m),
+        CollectError::Host(m) => ("host", m),
+    };
+    RunError::Collector { kind, message }
+}
+
+/// Run `source` once.
+pub async fn run(runtime: &Runtime, source: &Arc<SourceRuntime>) -> RunReport {
+    let run_id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+    let collector = source.collector_name();
+    let span = tracing::info_span!("run", source = %source.spec.name, collector = %collector, run_id = %run_id);
+    run_in_span(runtime, source, run_id, collector).instrument(span).await
+}
+
+async fn run_in_span(runtime: &Runtime, source: &Arc<SourceRuntime>, run_id: String, collector: String) -> RunReport {
+    let started = Utc::now();
+    let clock = Instant::now();
+    let spec = &source.spec;
+    let deadline = spec.limits.run_timeout;
+    tracing::info!("Run started");
+
+    let mut report = RunReport {
+        run_id,
+        source: spec.name.clone(),
+        collector,
+        started,
+        elapsed: Duration::ZERO,
+        outcome: Ok(RunSummary { pages: 0, duplicates: 0, caught_up: false, note: None }),
+        delivered: DeliveryStats::default(),
+        discarded: 0,
+        cursor: None,
+    };
+
+    let delivery = Delivery::open(
+        &spec.name,
+        runtime.sink.clone(),
+        runtime.state.clone(),
+        source.layout.clone(),
+        started,
+        spec.limits.max_pending_size.as_u64() as usize,
+    )
+    .await;
+    let delivery = match delivery {
+        Ok(d) => d,
+        Err(e) => {
+            report.outcome = Err(RunError::Delivery(e));
+            return finish(report, clock);
+        }
+    };
+
+    let state = HostState::new(spec.clone(), source.egress.clone(), Some(delivery));
+    let mut store = runtime.engine.store(state, deadline);
+    let called = tokio::time::timeout(deadline, async {
+        let instance = source.collector.pre.instantiate_async(&mut store).await?;
+        instance.call_collect(&mut store).await
+    })
+    .await;
+
+    let host = store.data_mut();
+    let outcome = match called {
+        Err(_elapsed) => Err(RunError::Deadline(deadline)),
+        Ok(Err(trap)) => Err(classify_trap(trap, host, deadline)),
+        Ok(Ok(Err(e))) => Err(collect_error(e)),
+        Ok(Ok(Ok(summary))) => match &host.run.conflict {
+            Some(conflict) => Err(RunError::Collector { kind: "conflict", message: conflict.clone() }),
+            None => Ok(summary),
+        },
+    };
+    let redactor = host.run.redactor.clone();
+    let mut delivery = host.run.delivery.take();
+    report.outcome = match (outcome, delivery.as_mut()) {
+        // Records emitted after the last commit belong to this successful
+        // run: deliver them with the cursor unchanged.
+        (Ok(summary), Some(d)) => d.commit(None).await.map(|_| summary).map_err(RunError::Delivery),
+        (Ok(summary), None) => Ok(summary),
+        (Err(e), _) => Err(e),
+    };
+    if let (Err(_), Some(d)) = (&report.outcome, delivery.as_mut()) {
+        report.discarded = d.discard_pending();
+    }
+    if let Some(d) = &delivery {
+        report.delivered = d.stats().clone();
+        report.cursor = d.cursor().map(str::to_owned);
+    }
+    let stderr = store.data().stderr();
+    for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
+        tracing::warn!(target: "siphon::guest", stderr = %line, "Collector wrote to stderr");
+    }
+    if let Err(e) = &mut report.outcome {
+        redact_error(e, &redactor);
+    }
+    finish(report, clock)
+}
+
+fn classify_trap(trap: wasmtime::Error, host: &HostState, deadline: Duration) -> RunError {
+    if let Some(wasmtime::Trap::Interrupt) = trap.downcast_ref::<wasmtime::Trap>() {
+        return RunError::Deadline(deadline);
+    }
+    if host.limiter.refused > 0 {
+        return RunError::OutOfMemory { requested: host.limiter.largest_request, limit: host.limiter.limit() };
+    }
+    if let Some(message) = &host.run.panic {
+        return RunError::Panic(message.clone());
+    }
+    // The first line names the trap; the wasm backtrace follows in `{:?}`.
+    let text = format!("{trap:?}");
+    let short: Vec<&str> = text.lines().take(12).collect();
+    RunError::Trap(short.join("\n"))
+}
+
+fn redact_error(e: &mut RunError, redactor: &crate::secrets::Redactor) {
+    match e {
+        RunError::Collector { message, .. } | RunError::Panic(message) | RunError::Trap(message) => {
+            *message = redactor.redact(message);
+        }
+        _ => {}
+    }
+}
+
+fn finish(mut report: RunReport, clock: Instant) -> RunReport {
+    report.elapsed = clock.elapsed();
+    let d = &report.delivered;
+    let elapsed_ms = report.elapsed.as_millis() as u64;
+    match &report.outcome {
+        Ok(summary) => {
+            tracing::info!(
+                records = d.records,
+                objects = d.objects.len(),
+                bytes = d.bytes,
+                pages = summary.pages,
+                duplicates = summary.duplicates,
+                caught_up = summary.caught_up,
+                note = summary.note.as_deref().unwrap_or(""),
+                elapsed_ms,
+                "Run succeeded"
+            );
+            crate::telemetry::run_finished(&report.source, "ok", report.elapsed);
+        }
+        Err(error) => {
+            tracing::error!(
+                %error,
+                kind = error.kind(),
+                records = d.records,
+                objects = d.objects.len(),
+                discarded = report.discarded,
+                elapsed_ms,
+                "Run failed; the committed checkpoint is kept and uncommitted work will be repeated"
+            );
+            crate::telemetry::run_finished(&report.source, error.kind(), report.elapsed);
+        }
+    }
+    report
+}

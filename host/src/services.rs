@@ -1,1 +1,158 @@
-//! todo
+//! Assembles what runs need from the validated config: the engine, the sink
+//! and state backends, and per source its compiled collector, egress policy
+//! and object layout. Also checks each source's settings against what its
+//! collector declares in `info`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::config::{SinkSettings, SinkTarget, SourceSpec, StateSettings, Settings};
+use crate::egress::{Egress, Network, Upstream};
+use crate::engine::{LoadedCollector, SiphonEngine};
+use crate::sink::{Layout, Sink, local::LocalDirSink};
+use crate::state::{StateStore, local::LocalStateStore};
+
+/// One configured source, ready to run.
+pub struct SourceRuntime {
+    /// The validated config.
+    pub spec: Arc<SourceSpec>,
+    /// The compiled collector.
+    pub collector: LoadedCollector,
+    /// Outbound HTTP policy, shared by all runs (it holds the rate limiter).
+    pub egress: Arc<Egress>,
+    /// Object naming and splitting.
+    pub layout: Layout,
+}
+
+impl SourceRuntime {
+    /// `name@version` of the collector.
+    pub fn collector_name(&self) -> String {
+        format!("{}@{}", self.collector.info.name, self.collector.info.version)
+    }
+}
+
+/// Everything the scheduler and the CLI run sources with.
+pub struct Runtime {
+    /// The shared engine.
+    pub engine: SiphonEngine,
+    /// Where records go.
+    pub sink: Arc<dyn Sink>,
+    /// Where checkpoints go.
+    pub state: Arc<dyn StateStore>,
+    sink_settings: SinkSettings,
+    sources: BTreeMap<String, Arc<SourceRuntime>>,
+}
+
+impl Runtime {
+    /// A runtime with no sources yet.
+    pub fn new(engine: SiphonEngine, sink: Arc<dyn Sink>, state: Arc<dyn StateStore>, sink_settings: SinkSettings) -> Runtime {
+        Runtime { engine, sink, state, sink_settings, sources: BTreeMap::new() }
+    }
+
+    /// Build backends and engine from the config and load `only` the named
+    /// sources (all when `None`). Every source problem is reported, not just
+    /// the first.
+    pub async fn from_settings(settings: &Settings, only: Option<&str>) -> anyhow::Result<Runtime> {
+        let engine = SiphonEngine::new(Some(&settings.engine.cache_dir))?;
+        let (sink, state) = backends(settings)?;
+        let mut runtime = Runtime::new(engine, sink, state, settings.sink.clone());
+        let mut problems = Vec::new();
+        for (name, spec) in &settings.sources {
+            if only.is_some_and(|o| o != name) {
+                continue;
+            }
+            if let Err(e) = runtime.add_source(spec.clone(), Arc::new(Network)).await {
+                problems.push(e);
+            }
+        }
+        if let Some(o) = only
+            && !settings.sources.contains_key(o)
+        {
+            let known: Vec<&str> = settings.sources.keys().map(String::as_str).collect();
+            problems.push(format!("no source named `{o}` (configured: {})", known.join(", ")));
+        }
+        if !problems.is_empty() {
+            anyhow::bail!("{}:\n  - {}", settings.path.display(), problems.join("\n  - "));
+        }
+        Ok(runtime)
+    }
+
+    /// Load a source's collector and check its settings against the
+    /// collector's declaration. Errors are one line each, naming the field.
+    pub async fn add_source(&mut self, spec: SourceSpec, upstream: Arc<dyn Upstream>) -> Result<(), String> {
+        let name = spec.name.clone();
+        let collector = self
+            .engine
+            .load(&spec.collector)
+            .await
+            .map_err(|e| format!("sources.{name}.collector: {e}"))?;
+        check_settings(&spec, &collector).map_err(|p| p.join("\n  - "))?;
+        let egress = Arc::new(Egress::new(
+            &name,
+            spec.allowed_hosts.clone(),
+            spec.allow_http,
+            spec.limits.clone(),
+            upstream,
+        ));
+        let layout = Layout::new(&self.sink_settings, &name, &spec.prefix);
+        self.sources.insert(name, Arc::new(SourceRuntime { spec: Arc::new(spec), collector, egress, layout }));
+        Ok(())
+    }
+
+    /// A loaded source by name.
+    pub fn source(&self, name: &str) -> Option<Arc<SourceRuntime>> {
+        self.sources.get(name).cloned()
+    }
+
+    /// All loaded sources.
+    pub fn sources(&self) -> impl Iterator<Item = &Arc<SourceRuntime>> {
+        self.sources.values()
+    }
+}
+
+/// The configured sink and state backends.
+pub fn backends(settings: &Settings) -> anyhow::Result<(Arc<dyn Sink>, Arc<dyn StateStore>)> {
+    let sink: Arc<dyn Sink> = match &settings.sink.target {
+        SinkTarget::Local { dir } => Arc::new(LocalDirSink::open(dir)?),
+    };
+    let state: Arc<dyn StateStore> = match &settings.state {
+        StateSettings::Local { dir } => Arc::new(LocalStateStore::open(dir)?),
+    };
+    Ok((sink, state))
+}
+
+/// Compare configured settings and secrets with the collector's `info`.
+fn check_settings(spec: &SourceSpec, collector: &LoadedCollector) -> Result<(), Vec<String>> {
+    let at = format!("sources.{}", spec.name);
+    let who = format!("collector {} {}", collector.info.name, collector.info.version);
+    let mut problems = Vec::new();
+    let declared = &collector.info.settings;
+    for s in declared {
+        let (configured, table, wrong_table) = if s.secret {
+            (spec.secrets.get(&s.name).is_some(), "secrets", spec.settings.contains_key(&s.name))
+        } else {
+            (spec.settings.contains_key(&s.name), "settings", spec.secrets.get(&s.name).is_some())
+        };
+        if wrong_table {
+            let right = if s.secret { "secrets" } else { "settings" };
+            problems.push(format!("{at}.{}: `{}` must be configured under `{right}`", if s.secret { "settings" } else { "secrets" }, s.name));
+        } else if s.required && !configured {
+            problems.push(format!("{at}.{table}.{}: required by {who} ({})", s.name, s.description));
+        }
+    }
+    let known = |name: &str, secret: bool| declared.iter().any(|s| s.name == name && s.secret == secret);
+    let list = |secret: bool| {
+        declared.iter().filter(|s| s.secret == secret).map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+    };
+    for key in spec.settings.keys() {
+        if !known(key, false) && !known(key, true) {
+            problems.push(format!("{at}.settings.{key}: not a setting of {who} (known: {})", list(false)));
+        }
+    }
+    for key in spec.secrets.names() {
+        if !known(key, true) && !known(key, false) {
+            problems.push(format!("{at}.secrets.{key}: not a secret of {who} (known: {})", list(true)));
+        }
+    }
+    if problems.is_empty() { Ok(()) } else { Err(problems) }
+}

@@ -1,0 +1,94 @@
+//! Config parsing and validation: every error names its field.
+
+use super::*;
+
+fn dir_with_wasm() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("c.wasm"), b"\0asm").unwrap();
+    dir
+}
+
+fn load(dir: &Path, text: &str) -> Result<Settings, ConfigError> {
+    let path = dir.join("siphon.toml");
+    std::fs::write(&path, text).unwrap();
+    Settings::load(&path)
+}
+
+const BASE: &str = r#"
+[sink]
+backend = "local"
+[sink.local]
+dir = "out"
+[state]
+backend = "local"
+[state.local]
+dir = "state"
+"#;
+
+#[test]
+fn a_good_config_resolves_paths_and_settings() {
+    let dir = dir_with_wasm();
+    // SAFETY: tests in this module use distinct variable names.
+    unsafe { std::env::set_var("SIPHON_CFG_TEST_TOKEN", "tok-123456") };
+    let text = format!(
+        r#"{BASE}
+[sources.ns]
+collector = "c.wasm"
+schedule = "*/5 * * * *"
+allowed_hosts = ["tenant.goskope.com"]
+settings = {{ base_url = "https://tenant.goskope.com", types = ["dlp", "malware"], pages = 5 }}
+secrets = {{ api_token = {{ env = "SIPHON_CFG_TEST_TOKEN" }} }}
+"#
+    );
+    let s = load(dir.path(), &text).unwrap();
+    let src = &s.sources["ns"];
+    assert_eq!(src.collector, dir.path().join("c.wasm"));
+    assert_eq!(src.settings["types"], r#"["dlp","malware"]"#);
+    assert_eq!(src.settings["pages"], "5");
+    assert_eq!(src.secrets.get("api_token"), Some("tok-123456"));
+    assert_eq!(src.prefix, "ns");
+    assert!(!format!("{src:?}").contains("tok-123456"), "Debug never shows secrets");
+}
+
+#[test]
+fn unknown_keys_are_rejected_with_their_name() {
+    let dir = dir_with_wasm();
+    let text = format!("{BASE}\n[sources.ns]\ncollector = \"c.wasm\"\nschedule = \"* * * * *\"\nallowed_hosts = [\"h.com\"]\nsurprise = 1\n");
+    let e = load(dir.path(), &text).unwrap_err().to_string();
+    assert!(e.contains("surprise"), "{e}");
+}
+
+#[test]
+fn every_problem_is_reported_with_its_path() {
+    let dir = dir_with_wasm();
+    let text = format!(
+        r#"{BASE}
+[sources.ns]
+collector = "missing.wasm"
+schedule = "every tuesday"
+allowed_hosts = ["https://h.com"]
+secrets = {{ api_token = "inline-secret-value", other = {{ env = "SIPHON_CFG_TEST_SURELY_UNSET" }} }}
+"#
+    );
+    let e = load(dir.path(), &text).unwrap_err().to_string();
+    for needle in [
+        "sources.ns.schedule: invalid cron expression `every tuesday`",
+        "sources.ns.collector: file",
+        "missing.wasm",
+        "sources.ns.allowed_hosts",
+        "sources.ns.secrets.api_token: secrets must not be written in the config file",
+        "sources.ns.secrets.other: environment variable `SIPHON_CFG_TEST_SURELY_UNSET` is not set",
+    ] {
+        assert!(e.contains(needle), "missing {needle:?} in:\n{e}");
+    }
+    assert!(!e.contains("inline-secret-value"), "the inline secret is never echoed");
+}
+
+#[test]
+fn source_names_and_prefixes_are_checked() {
+    let dir = dir_with_wasm();
+    let text = format!("{BASE}\n[sources.\"Bad Name\"]\ncollector = \"c.wasm\"\nschedule = \"* * * * *\"\nallowed_hosts = [\"h.com\"]\nprefix = \"../x\"\n");
+    let e = load(dir.path(), &text).unwrap_err().to_string();
+    assert!(e.contains("sources.Bad Name.name"), "{e}");
+    assert!(e.contains("sources.Bad Name.prefix"), "{e}");
+}
