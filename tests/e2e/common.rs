@@ -1,0 +1,155 @@
+//! Shared set-up: temporary siphon installations (config, token file, sink
+//! and state directories), reading the sink back, and locating binaries.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use siphon::config::Settings;
+use siphon::services::Runtime;
+use tempfile::TempDir;
+
+/// Token the mock vendors accept.
+pub const TOKEN: &str = "e2e-token-5f3a9c1d";
+
+/// A siphon installation in a temporary directory.
+pub struct Install {
+    /// The directory (removed on drop).
+    pub dir: TempDir,
+}
+
+impl Install {
+    /// A new installation; `token` goes into `token.txt`.
+    pub fn new(token: &str) -> Install {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("token.txt"), format!("{token}\n")).expect("token file");
+        Install { dir }
+    }
+
+    /// Path of a file in the installation.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Write `siphon.toml` with local sink/state and the given sources
+    /// (TOML text of `[sources.*]` tables), returning its path.
+    pub fn config(&self, sources: &str) -> PathBuf {
+        self.config_with(sources, "")
+    }
+
+    /// Like [`Install::config`] with extra `[sink]` keys.
+    pub fn config_with(&self, sources: &str, sink_extra: &str) -> PathBuf {
+        let text = format!(
+            r#"[engine]
+cache_dir = "{cache}"
+max_concurrent_runs = 4
+shutdown_grace = "1s"
+run_on_start = true
+
+[sink]
+backend = "local"
+{sink_extra}
+[sink.local]
+dir = "out"
+
+[state]
+backend = "local"
+[state.local]
+dir = "state"
+
+{sources}"#,
+            cache = cache_dir().display()
+        );
+        let path = self.path("siphon.toml");
+        std::fs::write(&path, text).expect("config");
+        path
+    }
+
+    /// Every NDJSON line in the sink, in object-name order.
+    pub fn sink_lines(&self) -> Vec<String> {
+        let mut files = Vec::new();
+        walk(&self.path("out"), &mut files);
+        files.sort();
+        files
+            .iter()
+            .filter(|f| f.to_string_lossy().ends_with(".ndjson"))
+            .flat_map(|f| {
+                std::fs::read_to_string(f).expect("object").lines().map(str::to_owned).collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// Object files in the sink, relative to `out/`, sorted.
+    pub fn objects(&self) -> Vec<String> {
+        let mut files = Vec::new();
+        walk(&self.path("out"), &mut files);
+        let root = self.path("out");
+        let mut names: Vec<String> =
+            files.iter().map(|f| f.strip_prefix(&root).unwrap_or(f).to_string_lossy().into_owned()).collect();
+        names.sort();
+        names
+    }
+
+    /// The committed cursor of `source`, from its state file.
+    pub fn cursor(&self, source: &str) -> Option<String> {
+        let text = std::fs::read_to_string(self.path(&format!("state/{source}.json"))).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&text).expect("state json");
+        v["state"]["cursor"].as_str().map(str::to_owned)
+    }
+
+    /// Load the config and build a runtime of the real network.
+    pub async fn runtime(&self, config: &Path) -> Runtime {
+        let settings = Settings::load(config).unwrap_or_else(|e| panic!("config: {e}"));
+        Runtime::from_settings(&settings, None).await.unwrap_or_else(|e| panic!("runtime: {e:#}"))
+    }
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            walk(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+/// Shared compile cache, so each test does not recompile the guests.
+pub fn cache_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/siphon-test-cache")
+}
+
+/// A guest component built by `make guests`.
+pub fn guest(name: &str) -> PathBuf {
+    siphon_harness::guest(name).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The `siphon` binary (`$SIPHON_BIN`, else `target/debug/siphon`).
+pub fn siphon_bin() -> PathBuf {
+    let path = std::env::var_os("SIPHON_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/siphon"));
+    assert!(path.is_file(), "{} is missing: build it with `cargo build -p siphon` (make test does)", path.display());
+    path
+}
+
+/// Fail the test instead of hanging.
+pub async fn within<T>(secs: u64, what: &str, f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(secs), f)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not finish within {secs} s"))
+}
+
+/// The `_id` of an NDJSON record.
+pub fn id_of(line: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("bad line {line}: {e}"));
+    v["_id"].as_str().unwrap_or_else(|| panic!("no _id in {line}")).to_owned()
+}
+
+/// Run a source once.
+pub async fn run_once(runtime: &Runtime, source: &str) -> siphon::runner::RunReport {
+    let src: Arc<_> = runtime.source(source).unwrap_or_else(|| panic!("no source {source}"));
+    within(120, "run", siphon::runner::run(runtime, &src)).await
+}
