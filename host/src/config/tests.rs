@@ -92,3 +92,13 @@ fn source_names_and_prefixes_are_checked() {
     assert!(e.contains("sources.Bad Name.name"), "{e}");
     assert!(e.contains("sources.Bad Name.prefix"), "{e}");
 }
+
+#[test]
+fn the_shipped_example_config_parses() {
+    let text = include_str!("../../../examples/demo.toml");
+    let config: Config = toml::from_str(text).unwrap_or_else(|e| panic!("examples/demo.toml: {e}"));
+    let source = &config.sources["netskope-alerts"];
+    assert!(config.engine.run_on_start);
+    assert!(source.secrets.contains_key("api_token"));
+    assert!(Cron::from_str(&source.schedule).is_ok());
+}
