@@ -1,10 +1,13 @@
 //! siphon end to end: real compiled guests, the real host, mock vendors on
 //! 127.0.0.1. One module per concern.
 //!
-//! Needs the guest components (`make guests`) and, for the CLI tests, the
-//! `siphon` binary (`cargo build -p siphon`); `make test` builds both.
+//! Needs the guest components (`make guests`), for the CLI tests the
+//! `siphon` binary (`cargo build -p siphon`), and for `gcs` the GCS emulator
+//! (`make gcs-emulator`); `make test` builds all three.
 
 mod cli;
 mod common;
+mod crash;
 mod faults;
+mod gcs;
 mod netskope;
