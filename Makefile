@@ -1,0 +1,157 @@
+# siphon — build the guest components and run the tests.
+#
+# Guests are WebAssembly components built by one of two routes
+# (see ../shared/toolchain.md):
+#   rustup  wasm32-wasip2 with rustup's toolchain; cargo emits components directly.
+#   debian  Debian's rustc-web/cargo-web/rust-web-src (-Zbuild-std) for
+#           wasm32-unknown-unknown, then `wasm-tools component new`.
+# WASM_STD=auto (the default) uses rustup when it can add the target, else debian.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-builtin-rules
+
+WASM_STD ?= auto
+CARGO ?= cargo
+
+GUESTS_DIR := target/guests
+TOOLS_DIR := target/tools
+WASM_TOOLS := $(TOOLS_DIR)/bin/wasm-tools
+WASM_TOOLS_VERSION := 1.263.0
+DEBIAN_PACKAGES := rustc-web cargo-web rust-web-src
+# Where the route chosen by `toolchain` is recorded, so a change of route
+# rebuilds the components.
+ROUTE_FILE := $(GUESTS_DIR)/.route
+
+# Guest crates and the component file each becomes (crate name with `_`).
+GUEST_CRATES := netskope-alerts fault
+GUEST_WASM := $(foreach c,$(GUEST_CRATES),$(GUESTS_DIR)/$(subst -,_,$(c)).wasm)
+GUEST_SOURCES := Cargo.toml Cargo.lock \
+	$(shell find guests tests/guests wit -type f \( -name '*.rs' -o -name '*.toml' -o -name '*.wit' \) 2>/dev/null)
+
+# Tests find the components here.
+export SIPHON_GUEST_DIR := $(CURDIR)/$(GUESTS_DIR)
+
+# Prints the rust-lld that links wasm32-unknown-unknown on the Debian route
+# (rustup's, else Debian's), or fails.
+RUST_LLD := ( for l in "$$(rustc --print sysroot 2>/dev/null)/lib/rustlib/$$(rustc -vV 2>/dev/null | \
+	sed -n 's/^host: //p')/bin/rust-lld" /usr/bin/rust-lld; do [ -x "$$l" ] && { echo "$$l"; exit 0; }; done; exit 1 )
+
+# Root needs no sudo; anyone else does for apt.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+.PHONY: help toolchain guests check-guests test clean distclean
+
+help: ## Show this help
+	@echo "Usage: make <target> [WASM_STD=auto|rustup|debian]"
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
+		awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
+
+toolchain: ## Make sure a guest toolchain exists (WASM_STD=auto|rustup|debian)
+	@mkdir -p $(GUESTS_DIR)
+	@want='$(WASM_STD)'; route=; \
+	case "$$want" in auto|rustup|debian) ;; \
+		*) echo "error: WASM_STD must be auto, rustup or debian, not '$$want'" >&2; exit 2 ;; esac; \
+	if [ "$$want" != debian ]; then \
+		if command -v rustup >/dev/null 2>&1 && \
+			{ rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || \
+			  { echo "==> rustup target add wasm32-wasip2"; \
+			    timeout 120 rustup target add wasm32-wasip2 >/dev/null 2>&1; }; }; then \
+			route=rustup; \
+		elif [ "$$want" = rustup ]; then \
+			echo "error: rustup cannot add wasm32-wasip2 here; try WASM_STD=debian" >&2; exit 1; \
+		else \
+			echo "==> rustup cannot add wasm32-wasip2; falling back to the Debian route"; \
+		fi; \
+	fi; \
+	if [ -z "$$route" ]; then \
+		$(MAKE) --no-print-directory debian-toolchain; \
+		route=debian; \
+	fi; \
+	if [ "$$(cat $(ROUTE_FILE) 2>/dev/null)" != "$$route" ]; then echo "$$route" > $(ROUTE_FILE); fi
+
+# Debian's rustc and std sources (their versions must match each other), a
+# linker, and wasm-tools to turn the core module into a component. The linker
+# is rustup's rust-lld when rustup is there; otherwise Debian's rust-web-llvm,
+# whose /usr/bin/rust-lld points into an lld package it does not depend on
+# (lld-22 today), so that package is installed by the link's name.
+# Quiet when everything is present.
+.PHONY: debian-toolchain
+debian-toolchain:
+	@apt_install() { \
+		echo "==> apt-get install $$*"; \
+		if ! log=$$( { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+				apt-get install -y -qq --no-install-recommends "$$@"; } 2>&1 ); then \
+			echo "$$log" >&2; exit 1; \
+		fi; \
+	}; \
+	missing=; for p in $(DEBIAN_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then apt_install $$missing; fi; \
+	if ! $(RUST_LLD) >/dev/null; then \
+		[ -L /usr/bin/rust-lld ] || apt_install rust-web-llvm; \
+		[ -e /usr/bin/rust-lld ] || apt_install "$$(readlink /usr/bin/rust-lld)"; \
+	fi
+	@[ -x $(WASM_TOOLS) ] || $(MAKE) --no-print-directory $(WASM_TOOLS)
+
+$(WASM_TOOLS):
+	@echo "==> cargo install wasm-tools $(WASM_TOOLS_VERSION) (about 2 minutes, once)"
+	@$(CARGO) install -q --locked --root $(TOOLS_DIR) wasm-tools --version $(WASM_TOOLS_VERSION) \
+		--no-default-features --features component,validate,print
+
+guests: $(GUEST_WASM) ## Build the guest components into target/guests/
+	@echo "==> guests ready in $(GUESTS_DIR)/ (route: $$(cat $(ROUTE_FILE)))"
+
+# `toolchain` rewrites the route file only when the route changes, so the
+# components are rebuilt for a new route and otherwise only for new sources.
+$(ROUTE_FILE): toolchain
+	@:
+
+# One cargo invocation builds every guest.
+$(GUEST_WASM) &: $(GUEST_SOURCES) $(ROUTE_FILE)
+	@route=$$(cat $(ROUTE_FILE)); \
+	echo "==> building $(GUEST_CRATES) (route: $$route)"; \
+	if [ "$$route" = rustup ]; then \
+		$(CARGO) build -q --profile guest --target wasm32-wasip2 $(addprefix -p ,$(GUEST_CRATES)); \
+		for c in $(subst -,_,$(GUEST_CRATES)); do \
+			cp target/wasm32-wasip2/guest/$$c.wasm $(GUESTS_DIR)/$$c.wasm; \
+		done; \
+	else \
+		lld=$$( $(RUST_LLD) ) || { echo "error: no rust-lld (run make WASM_STD=debian toolchain)" >&2; exit 1; }; \
+		RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1 /usr/bin/cargo build -q \
+			--profile guest --target wasm32-unknown-unknown $(addprefix -p ,$(GUEST_CRATES)) \
+			-Zbuild-std=std,panic_abort --config "target.wasm32-unknown-unknown.linker=\"$$lld\""; \
+		for c in $(subst -,_,$(GUEST_CRATES)); do \
+			$(WASM_TOOLS) component new target/wasm32-unknown-unknown/guest/$$c.wasm -o $(GUESTS_DIR)/$$c.wasm; \
+			$(WASM_TOOLS) validate $(GUESTS_DIR)/$$c.wasm; \
+		done; \
+	fi
+
+# Imports a guest may have: the collector world's, plus (route rustup only)
+# what Rust std links in through wasi-libc.
+ALLOWED_IMPORTS := wasi:http/ wasi:clocks/ wasi:io/ siphon:collector/ wasi:cli/ wasi:filesystem/ wasi:random/
+
+check-guests: guests $(WASM_TOOLS) ## Validate the components and list their imports
+	@for w in $(GUEST_WASM); do \
+		$(WASM_TOOLS) validate "$$w"; \
+		imports=$$($(WASM_TOOLS) component wit "$$w" | sed -n 's/^ *import \([^;]*\);/\1/p'); \
+		echo "==> $$w ($$(stat -c %s "$$w") bytes) imports:"; echo "$$imports" | sed 's/^/      /'; \
+		for i in $$imports; do \
+			ok=; for a in $(ALLOWED_IMPORTS); do case "$$i" in "$$a"*) ok=1 ;; esac; done; \
+			if [ -z "$$ok" ]; then echo "error: $$w imports $$i" >&2; exit 1; fi; \
+		done; \
+	done
+
+test: guests ## Build the guests, then run every test
+	@echo "==> cargo test (host and tests)"
+	@$(CARGO) test -q --workspace --exclude netskope-alerts --exclude siphon-sdk --exclude fault
+	@echo "==> cargo test (guest logic, native)"
+	@$(CARGO) test -q -p netskope-alerts -p siphon-sdk
+
+clean: ## Remove the guest components and guest build output (keeps the host build)
+	@rm -rf $(GUESTS_DIR) target/wasm32-wasip2 target/wasm32-unknown-unknown
+
+distclean: ## Remove everything cargo built, including target/tools
+	@$(CARGO) clean -q

@@ -1,0 +1,489 @@
+//! A small blocking HTTP client over `wasi:http/outgoing-handler`.
+//!
+//! This file owns the portable part: the request builder, URL splitting and
+//! query encoding, the response type and the error type. The transport that
+//! talks to the host lives in `sys/wasm/http.rs`.
+//!
+//! The host retries 429/502/503/504 (honouring `Retry-After`) before a
+//! response reaches the guest, so this client never retries: whatever status
+//! a collector sees is final for that call, and any vendor-specific retry is
+//! the collector's decision.
+
+use std::fmt;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::Error;
+
+/// An HTTP method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// `GET`
+    Get,
+    /// `POST`
+    Post,
+    /// `PUT`
+    Put,
+    /// `DELETE`
+    Delete,
+    /// `PATCH`
+    Patch,
+    /// `HEAD`
+    Head,
+}
+
+impl Method {
+    /// The method as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+            Method::Patch => "PATCH",
+            Method::Head => "HEAD",
+        }
+    }
+}
+
+/// A request under construction; [`Request::send`] performs it.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub(crate) method: Method,
+    url: String,
+    query: Vec<(String, String)>,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Option<Vec<u8>>,
+    /// A builder step that failed (e.g. JSON serialisation), reported by `send`
+    /// so that the builder chain stays infallible.
+    deferred_error: Option<String>,
+}
+
+impl Request {
+    /// A request with `method` to `url` (`http://` or `https://`, with or
+    /// without a query).
+    pub fn new(method: Method, url: impl Into<String>) -> Self {
+        Self {
+            method,
+            url: url.into(),
+            query: Vec::new(),
+            headers: Vec::new(),
+            body: None,
+            deferred_error: None,
+        }
+    }
+
+    /// A `GET` request.
+    pub fn get(url: impl Into<String>) -> Self {
+        Self::new(Method::Get, url)
+    }
+
+    /// A `POST` request; add the body with [`Request::body`] or [`Request::json`].
+    pub fn post(url: impl Into<String>) -> Self {
+        Self::new(Method::Post, url)
+    }
+
+    /// Adds a header. Repeated names are sent as repeated fields.
+    #[must_use]
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Appends `key=value` to the query, percent-encoding both.
+    #[must_use]
+    pub fn query(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.query.push((key.into(), value.into()));
+        self
+    }
+
+    /// Sets the body and its `Content-Type`.
+    #[must_use]
+    pub fn body(mut self, content_type: &str, body: impl Into<Vec<u8>>) -> Self {
+        self.headers
+            .push(("content-type".to_string(), content_type.to_string()));
+        self.body = Some(body.into());
+        self
+    }
+
+    /// Sets a JSON body (`Content-Type: application/json`).
+    #[must_use]
+    pub fn json<T: Serialize + ?Sized>(self, value: &T) -> Self {
+        match serde_json::to_vec(value) {
+            Ok(bytes) => self.body("application/json", bytes),
+            Err(e) => Self {
+                deferred_error: Some(format!("cannot serialise the JSON body: {e}")),
+                ..self
+            },
+        }
+    }
+
+    /// The full URL with the query parameters added by [`Request::query`].
+    pub fn url(&self) -> String {
+        let mut url = self.url.clone();
+        for (i, (k, v)) in self.query.iter().enumerate() {
+            let sep = if i == 0 && !self.url.contains('?') {
+                '?'
+            } else {
+                '&'
+            };
+            url.push(sep);
+            url.push_str(&percent_encode(k));
+            url.push('=');
+            url.push_str(&percent_encode(v));
+        }
+        url
+    }
+
+    /// Splits [`Request::url`] into the parts `wasi:http` takes.
+    pub(crate) fn target(&self) -> Result<Target, HttpError> {
+        if let Some(e) = &self.deferred_error {
+            return Err(HttpError::new(HttpErrorKind::InvalidRequest, e.clone()));
+        }
+        Target::parse(&self.url())
+    }
+
+    /// Sends the request and waits for the complete response.
+    ///
+    /// `Err` means no response arrived (denied, DNS, connection, timeout,
+    /// TLS, protocol); any HTTP status, including 4xx/5xx, is `Ok`.
+    pub fn send(self) -> Result<Response, HttpError> {
+        crate::sys::http_send(self)
+    }
+}
+
+/// Where a request goes, in the parts `wasi:http` takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Target {
+    /// True for `https`.
+    pub https: bool,
+    /// `host[:port]`.
+    pub authority: String,
+    /// Path and query, starting with `/`.
+    pub path_with_query: String,
+}
+
+impl Target {
+    fn parse(url: &str) -> Result<Self, HttpError> {
+        let invalid = |why: &str| {
+            HttpError::new(
+                HttpErrorKind::InvalidRequest,
+                format!("invalid URL `{url}`: {why}"),
+            )
+        };
+        let (https, rest) = if let Some(rest) = strip_prefix_ignore_case(url, "https://") {
+            (true, rest)
+        } else if let Some(rest) = strip_prefix_ignore_case(url, "http://") {
+            (false, rest)
+        } else {
+            return Err(invalid("only http:// and https:// URLs are supported"));
+        };
+        // The fragment is never sent.
+        let rest = rest.split('#').next().unwrap_or_default();
+        let split = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(split);
+        if authority.is_empty() {
+            return Err(invalid("no host"));
+        }
+        if authority.contains('@') {
+            return Err(invalid(
+                "credentials in the URL are not supported; send them in a header",
+            ));
+        }
+        if authority
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(invalid("the host contains whitespace"));
+        }
+        let path_with_query = match tail.chars().next() {
+            None => "/".to_string(),
+            Some('?') => format!("/{tail}"),
+            Some(_) => tail.to_string(),
+        };
+        Ok(Self {
+            https,
+            authority: authority.to_string(),
+            path_with_query,
+        })
+    }
+}
+
+fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
+}
+
+/// Percent-encodes everything except RFC 3986 unreserved characters, so any
+/// text is safe as a query key or value.
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Response header fields with case-insensitive lookup.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Headers(Vec<(String, String)>);
+
+impl Headers {
+    /// No fields.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends a field.
+    pub fn append(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        self.0.push((name.into(), value.into()));
+    }
+
+    /// The first value of `name`, compared case-insensitively, trimmed.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim())
+    }
+
+    /// Every value of `name`, in order.
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim())
+    }
+
+    /// The first value of `name` parsed as an unsigned integer, or none when
+    /// absent or not a plain number (e.g. an HTTP date in `Retry-After`).
+    pub fn get_u64(&self, name: &str) -> Option<u64> {
+        self.get(name)?.parse().ok()
+    }
+
+    /// All fields in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+}
+
+impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Headers {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        Self(
+            iter.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
+    }
+}
+
+/// A complete response: status, headers and the whole body.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Response {
+    /// HTTP status code.
+    pub status: u16,
+    /// Response header fields.
+    pub headers: Headers,
+    /// The body as received (no content decoding).
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// True for 2xx.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// Shorthand for `self.headers.get(name)`.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name)
+    }
+
+    /// The body as UTF-8 text; a [`Error::Vendor`] when it is not.
+    pub fn text(&self) -> Result<&str, Error> {
+        std::str::from_utf8(&self.body).map_err(|e| {
+            Error::Vendor(format!(
+                "HTTP {} response body is not UTF-8: {e}",
+                self.status
+            ))
+        })
+    }
+
+    /// The body parsed as JSON; a [`Error::Vendor`] naming the parse error and
+    /// the start of the body when it does not fit `T`.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        serde_json::from_slice(&self.body).map_err(|e| {
+            Error::Vendor(format!(
+                "HTTP {} response is not the expected JSON ({e}); body starts: {}",
+                self.status,
+                self.body_excerpt(200)
+            ))
+        })
+    }
+
+    /// At most `max_chars` characters of the body on one line, for error
+    /// messages: control characters become spaces, invalid UTF-8 is replaced.
+    pub fn body_excerpt(&self, max_chars: usize) -> String {
+        excerpt(&self.body, max_chars)
+    }
+}
+
+/// At most `max_chars` characters of `bytes` on one line, `…` when cut.
+pub fn excerpt(bytes: &[u8], max_chars: usize) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut out: String = text
+        .trim()
+        .chars()
+        .take(max_chars)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if text.trim().chars().nth(max_chars).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// Broad classes of [`HttpError`], for collectors that branch on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpErrorKind {
+    /// The host's allow-list does not include the destination.
+    Denied,
+    /// The request itself is malformed (URL, header, method, body size).
+    InvalidRequest,
+    /// The host name did not resolve.
+    Dns,
+    /// The connection failed or broke.
+    Connection,
+    /// No (complete) response within the host's timeouts.
+    Timeout,
+    /// TLS handshake or certificate failure.
+    Tls,
+    /// The peer spoke broken HTTP, or the response exceeded a host limit.
+    Protocol,
+    /// Not inside a component (native builds have no host).
+    Unsupported,
+    /// Anything else the host reported.
+    Other,
+}
+
+/// Why no response arrived. The message is written for operators.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpError {
+    /// The class of failure.
+    pub kind: HttpErrorKind,
+    /// What happened, naming the destination.
+    pub message: String,
+}
+
+impl HttpError {
+    /// An error of `kind` with `message`.
+    pub fn new(kind: HttpErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for HttpError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_splits_url_parts() {
+        let t = Request::get("https://tenant.goskope.com:8443/api/v2/x?a=1#frag")
+            .target()
+            .unwrap();
+        assert!(t.https);
+        assert_eq!(t.authority, "tenant.goskope.com:8443");
+        assert_eq!(t.path_with_query, "/api/v2/x?a=1");
+        let t = Request::get("HTTP://127.0.0.1:9000").target().unwrap();
+        assert!(!t.https);
+        assert_eq!(t.path_with_query, "/");
+        let t = Request::get("http://h?x=1").target().unwrap();
+        assert_eq!(t.path_with_query, "/?x=1");
+    }
+
+    #[test]
+    fn target_rejects_bad_urls() {
+        for url in [
+            "ftp://h/x",
+            "https:///x",
+            "https://user:pw@h/",
+            "tenant.goskope.com/x",
+            "https://a b/",
+        ] {
+            let e = Request::get(url).target().unwrap_err();
+            assert_eq!(e.kind, HttpErrorKind::InvalidRequest, "{url}");
+        }
+    }
+
+    #[test]
+    fn query_is_percent_encoded_and_appended() {
+        let r = Request::get("https://h/p")
+            .query("index", "a b&c=d")
+            .query("op", "next");
+        assert_eq!(r.url(), "https://h/p?index=a%20b%26c%3Dd&op=next");
+        let r = Request::get("https://h/p?x=1").query("y", "é");
+        assert_eq!(r.url(), "https://h/p?x=1&y=%C3%A9");
+    }
+
+    #[test]
+    fn headers_are_case_insensitive() {
+        let h: Headers = [
+            ("RateLimit-Remaining", " 0 "),
+            ("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT"),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(h.get("ratelimit-remaining"), Some("0"));
+        assert_eq!(h.get_u64("RATELIMIT-REMAINING"), Some(0));
+        assert_eq!(h.get_u64("retry-after"), None);
+        assert_eq!(h.get("missing"), None);
+    }
+
+    #[test]
+    fn json_error_names_status_and_body() {
+        let r = Response {
+            status: 200,
+            headers: Headers::new(),
+            body: b"<html>\nnope</html>".to_vec(),
+        };
+        let e = r.json::<serde_json::Value>().unwrap_err();
+        assert!(
+            matches!(&e, Error::Vendor(m) if m.contains("HTTP 200") && m.contains("<html> nope")),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn excerpt_is_one_line_and_bounded() {
+        assert_eq!(excerpt(b"  ab\ncd  ", 10), "ab cd");
+        assert_eq!(excerpt("ééé".as_bytes(), 2), "éé…");
+    }
+
+    #[test]
+    fn json_body_sets_content_type() {
+        let r = Request::post("https://h/").json(&serde_json::json!({"a": 1}));
+        assert_eq!(r.body.as_deref(), Some(&b"{\"a\":1}"[..]));
+        assert!(
+            r.headers
+                .iter()
+                .any(|(k, v)| k == "content-type" && v == "application/json")
+        );
+    }
+}
