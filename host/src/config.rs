@@ -21,6 +21,9 @@ use serde::Deserialize;
 use crate::limits::Limits;
 use crate::secrets::{SecretSource, Secrets};
 
+mod gcs;
+pub use gcs::{GcsCredentials, GcsCredentialsConfig, GcsRetryConfig, GcsSettings, GcsSinkConfig, GcsStateConfig};
+
 /// The whole configuration file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -88,13 +91,15 @@ pub struct MetricsConfig {
 pub enum Backend {
     /// A directory on the local filesystem.
     Local,
+    /// A Google Cloud Storage bucket.
+    Gcs,
 }
 
 /// `[sink]`: how records become objects, and where the objects go.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SinkConfig {
-    /// Storage backend. Only `local` exists today.
+    /// Storage backend: `local` (a directory) or `gcs` (a bucket).
     pub backend: Backend,
     /// Root prefix for every object, e.g. `siem`. Default: none.
     #[serde(default)]
@@ -112,6 +117,8 @@ pub struct SinkConfig {
     pub max_bytes: ByteSize,
     /// Settings of the `local` backend.
     pub local: Option<LocalDirConfig>,
+    /// Settings of the `gcs` backend.
+    pub gcs: Option<GcsSinkConfig>,
 }
 
 fn default_max_records() -> usize {
@@ -134,10 +141,12 @@ pub struct LocalDirConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateConfig {
-    /// Storage backend. Only `local` exists today.
+    /// Storage backend: `local` (a directory) or `gcs` (a bucket).
     pub backend: Backend,
     /// Settings of the `local` backend.
     pub local: Option<LocalDirConfig>,
+    /// Settings of the `gcs` backend.
+    pub gcs: Option<GcsStateConfig>,
 }
 
 /// `[sources.<name>]`: one stream to collect.
@@ -252,6 +261,8 @@ pub enum SinkTarget {
         /// Absolute directory.
         dir: PathBuf,
     },
+    /// A GCS bucket.
+    Gcs(GcsSettings),
 }
 
 /// Validated `[state]`.
@@ -261,6 +272,13 @@ pub enum StateSettings {
     Local {
         /// Absolute directory.
         dir: PathBuf,
+    },
+    /// One object per source in a GCS bucket.
+    Gcs {
+        /// Bucket and connection.
+        gcs: GcsSettings,
+        /// Object prefix without surrounding slashes.
+        prefix: String,
     },
 }
 
@@ -368,12 +386,24 @@ fn validate(config: Config, base: &Path) -> Result<Settings, Vec<String>> {
         ..config.engine
     };
 
-    let sink_target = match (config.sink.backend, &config.sink.local) {
-        (Backend::Local, Some(local)) => Some(SinkTarget::Local { dir: resolve(&local.dir) }),
-        (Backend::Local, None) => {
-            problems.push("sink.local: missing; backend `local` needs `[sink.local] dir = ...`".into());
-            None
-        }
+    let sink_target = match config.sink.backend {
+        Backend::Local => match &config.sink.local {
+            Some(local) => Some(SinkTarget::Local { dir: resolve(&local.dir) }),
+            None => {
+                problems.push("sink.local: missing; backend `local` needs `[sink.local] dir = ...`".into());
+                None
+            }
+        },
+        Backend::Gcs => match &config.sink.gcs {
+            Some(c) => gcs::validate_sink(c, &resolve)
+                .map_err(|e| problems.extend(e.into_iter().map(|e| format!("sink.gcs.{e}"))))
+                .ok()
+                .map(SinkTarget::Gcs),
+            None => {
+                problems.push("sink.gcs: missing; backend `gcs` needs `[sink.gcs] bucket = ...`".into());
+                None
+            }
+        },
     };
     if config.sink.max_records == 0 {
         problems.push("sink.max_records: must be at least 1".to_owned());
@@ -385,12 +415,24 @@ fn validate(config: Config, base: &Path) -> Result<Settings, Vec<String>> {
     if let Err(e) = check_prefix(&sink_prefix) {
         problems.push(format!("sink.prefix: {e}"));
     }
-    let state = match (config.state.backend, &config.state.local) {
-        (Backend::Local, Some(local)) => Some(StateSettings::Local { dir: resolve(&local.dir) }),
-        (Backend::Local, None) => {
-            problems.push("state.local: missing; backend `local` needs `[state.local] dir = ...`".into());
-            None
-        }
+    let state = match config.state.backend {
+        Backend::Local => match &config.state.local {
+            Some(local) => Some(StateSettings::Local { dir: resolve(&local.dir) }),
+            None => {
+                problems.push("state.local: missing; backend `local` needs `[state.local] dir = ...`".into());
+                None
+            }
+        },
+        Backend::Gcs => match &config.state.gcs {
+            Some(c) => gcs::validate_state(c, &resolve)
+                .map_err(|e| problems.extend(e.into_iter().map(|e| format!("state.gcs.{e}"))))
+                .ok()
+                .map(|(gcs, prefix)| StateSettings::Gcs { gcs, prefix }),
+            None => {
+                problems.push("state.gcs: missing; backend `gcs` needs `[state.gcs] bucket = ...`".into());
+                None
+            }
+        },
     };
 
     if config.sources.is_empty() {

@@ -211,9 +211,8 @@ impl Delivery {
         self.write(intent).await?;
 
         // Step 2: the objects.
-        let mut written = Vec::new();
         let mut bytes = 0u64;
-        for (name, group) in names.iter().zip(&groups) {
+        for (i, (name, group)) in names.iter().zip(&groups).enumerate() {
             let result = match self.layout.encode(group) {
                 Ok(object) => {
                     bytes += object.body.len() as u64;
@@ -222,10 +221,11 @@ impl Delivery {
                 Err(e) => Err(DeliveryError::Encode(e)),
             };
             if let Err(e) = result {
-                self.roll_back(&written).await;
+                // The failed upload may have landed anyway (a timeout after
+                // the server stored it), so it is rolled back too.
+                self.roll_back(&names[..=i]).await;
                 return Err(e);
             }
-            written.push(name.clone());
         }
 
         // Step 3: the cursor.
@@ -244,11 +244,12 @@ impl Delivery {
         Ok(names)
     }
 
-    /// Undo a commit that failed in step 2, best effort. Whatever is not
+    /// Undo a commit that failed in step 2, best effort: remove every object
+    /// that may exist (deleting a missing one is a no-op). Whatever is not
     /// undone here stays recorded in the intent and is undone by the next
     /// run's recovery.
-    async fn roll_back(&mut self, written: &[String]) {
-        for name in written {
+    async fn roll_back(&mut self, attempted: &[String]) {
+        for name in attempted {
             if let Err(e) = self.sink.delete(name).await {
                 tracing::warn!(source = %self.source, object = %name, error = %e,
                     "Cannot remove an object of a failed commit; the next run will");

@@ -4,14 +4,16 @@
 //! Layout: `bindings` (the WIT world), `imports/*` (one module per imported
 //! WIT interface), `engine` (compile and instantiate), `runner` (one run),
 //! `scheduler` (cron, concurrency, shutdown), `delivery` (the commit
-//! protocol), `sink/*` and `state/*` (backends), `egress` (outbound HTTP
-//! policy), `config`, `limits`, `secrets`, `telemetry`.
+//! protocol), `sink/*` and `state/*` (backends; `gcs` holds what the GCS
+//! ones share), `egress` (outbound HTTP policy), `config`, `limits`,
+//! `secrets`, `telemetry`, and `state_cli` (`siphon state show|reset`).
 
 pub mod bindings;
 pub mod config;
 pub mod delivery;
 pub mod egress;
 pub mod engine;
+pub mod gcs;
 pub mod imports;
 pub mod limits;
 pub mod runner;
@@ -20,4 +22,5 @@ pub mod secrets;
 pub mod services;
 pub mod sink;
 pub mod state;
+pub mod state_cli;
 pub mod telemetry;

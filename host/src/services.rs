@@ -1,16 +1,18 @@
 //! Assembles what runs need from the validated config: the engine, the sink
-//! and state backends, and per source its compiled collector, egress policy
-//! and object layout. Also checks each source's settings against what its
-//! collector declares in `info`.
+//! and state backends (a GCS bucket is proven writable at start-up), and per
+//! source its compiled collector, egress policy and object layout. Also checks
+//! each source's settings against what its collector declares in `info`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use anyhow::Context;
+
 use crate::config::{SinkSettings, SinkTarget, SourceSpec, StateSettings, Settings};
 use crate::egress::{Egress, Network, Upstream};
 use crate::engine::{LoadedCollector, SiphonEngine};
-use crate::sink::{Layout, Sink, local::LocalDirSink};
-use crate::state::{StateStore, local::LocalStateStore};
+use crate::sink::{Layout, Sink, gcs::GcsSink, local::LocalDirSink};
+use crate::state::{StateStore, gcs::GcsStateStore, local::LocalStateStore};
 
 /// One configured source, ready to run.
 pub struct SourceRuntime {
@@ -54,7 +56,7 @@ impl Runtime {
     /// the first.
     pub async fn from_settings(settings: &Settings, only: Option<&str>) -> anyhow::Result<Runtime> {
         let engine = SiphonEngine::new(Some(&settings.engine.cache_dir))?;
-        let (sink, state) = backends(settings)?;
+        let (sink, state) = backends(settings).await?;
         let mut runtime = Runtime::new(engine, sink, state, settings.sink.clone());
         let mut problems = Vec::new();
         for (name, spec) in &settings.sources {
@@ -110,15 +112,52 @@ impl Runtime {
     }
 }
 
-/// The configured sink and state backends.
-pub fn backends(settings: &Settings) -> anyhow::Result<(Arc<dyn Sink>, Arc<dyn StateStore>)> {
-    let sink: Arc<dyn Sink> = match &settings.sink.target {
-        SinkTarget::Local { dir } => Arc::new(LocalDirSink::open(dir)?),
-    };
-    let state: Arc<dyn StateStore> = match &settings.state {
-        StateSettings::Local { dir } => Arc::new(LocalStateStore::open(dir)?),
-    };
+/// The configured sink and state backends, health-checked: a GCS bucket
+/// gets a probe object created, read back and deleted, so a missing bucket or
+/// permission stops siphon at start-up instead of failing every run.
+pub async fn backends(settings: &Settings) -> anyhow::Result<(Arc<dyn Sink>, Arc<dyn StateStore>)> {
+    // Boxed: the GCS client's futures would otherwise be inlined into every
+    // caller's future (and stack frame).
+    let sink = Box::pin(sink_backend(&settings.sink)).await?;
+    let state = Box::pin(state_backend(&settings.state, true)).await?;
     Ok((sink, state))
+}
+
+/// The configured sink, health-checked.
+pub async fn sink_backend(settings: &SinkSettings) -> anyhow::Result<Arc<dyn Sink>> {
+    Ok(match &settings.target {
+        SinkTarget::Local { dir } => Arc::new(LocalDirSink::open(dir)?),
+        SinkTarget::Gcs(gcs) => {
+            let sink = GcsSink::connect(gcs, &settings.prefix).await.context("sink")?;
+            sink.health_check().await.context("sink")?;
+            Arc::new(sink)
+        }
+    })
+}
+
+/// The configured state store; `health_check` probes a GCS bucket for write
+/// access (off for read-only tools such as `siphon state show`).
+pub async fn state_backend(settings: &StateSettings, health_check: bool) -> anyhow::Result<Arc<dyn StateStore>> {
+    Ok(match settings {
+        StateSettings::Local { dir } => Arc::new(LocalStateStore::open(dir)?),
+        StateSettings::Gcs { gcs, prefix } => {
+            let store = GcsStateStore::connect(gcs, prefix).await.context("state")?;
+            if health_check {
+                store.health_check().await.context("state")?;
+            }
+            Arc::new(store)
+        }
+    })
+}
+
+/// Where `source`'s state lives: a file path or a `gs://` URL.
+pub fn state_location(settings: &StateSettings, source: &str) -> String {
+    match settings {
+        StateSettings::Local { dir } => dir.join(format!("{source}.json")).display().to_string(),
+        StateSettings::Gcs { gcs, prefix } => {
+            gcs.url(&if prefix.is_empty() { format!("{source}.json") } else { format!("{prefix}/{source}.json") })
+        }
+    }
 }
 
 /// Compare configured settings and secrets with the collector's `info`.

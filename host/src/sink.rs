@@ -5,6 +5,7 @@
 //! common to all of them: object names, NDJSON encoding, gzip, and splitting
 //! a batch into objects by record count and size.
 
+pub mod gcs;
 pub mod local;
 pub mod memory;
 

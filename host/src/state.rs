@@ -5,6 +5,7 @@
 //! generation it replaces, so two writers can never silently overwrite each
 //! other: the loser gets [`StateError::Conflict`].
 
+pub mod gcs;
 pub mod local;
 pub mod memory;
 

@@ -152,3 +152,37 @@ async fn empty_commits_only_move_the_cursor() {
     assert_eq!(stored(&state).await.cursor.as_deref(), Some("c"));
     assert!(d.push(vec!["x".repeat(2 << 20)]).is_err(), "the pending buffer is bounded");
 }
+
+/// A sink whose upload stores the object but then reports a failure, like a
+/// timeout after the server committed the write.
+struct LandsButFails {
+    inner: MemorySink,
+}
+
+#[async_trait]
+impl Sink for LandsButFails {
+    fn describe(&self) -> String {
+        "lands-but-fails test sink".into()
+    }
+    async fn create(&self, name: &str, object: &Object) -> Result<(), SinkError> {
+        self.inner.create(name, object).await?;
+        Err(SinkError::Backend("timeout (injected after the write landed)".into()))
+    }
+    async fn exists(&self, name: &str) -> Result<bool, SinkError> {
+        self.inner.exists(name).await
+    }
+    async fn delete(&self, name: &str) -> Result<(), SinkError> {
+        self.inner.delete(name).await
+    }
+}
+
+#[tokio::test]
+async fn an_upload_that_landed_despite_an_error_is_rolled_back_too() {
+    let inner = MemorySink::default();
+    let state = MemoryStateStore::default();
+    let mut d = open(Arc::new(LandsButFails { inner: inner.clone() }), &state, 0).await;
+    d.push(records(0..1)).unwrap();
+    assert!(d.commit(Some("c1".into())).await.is_err());
+    assert!(inner.objects().is_empty(), "the object that landed is removed, so a retry cannot duplicate it");
+    assert_eq!(stored(&state).await.cursor, None);
+}
