@@ -72,6 +72,7 @@ pub fn run(env: &mut impl Env, settings: &Settings, cursor: Cursor) -> Result<Su
         cursor,
         seen: BTreeSet::new(),
         pause_until_ms: 0,
+        last_status: None,
     };
     let mut summary = Summary {
         caught_up: true,
@@ -116,6 +117,9 @@ struct Run<'a, E: Env> {
     seen: BTreeSet<u128>,
     /// Epoch ms before which no request is sent (`ratelimit-remaining: 0`).
     pause_until_ms: u64,
+    /// HTTP status of the last response, to tell a refusal (the iterator did
+    /// not move) from a failure after Netskope may have served the page.
+    last_status: Option<u16>,
 }
 
 impl<E: Env> Run<'_, E> {
@@ -147,10 +151,29 @@ impl<E: Env> Run<'_, E> {
             // the delivery commit below, the next run knows a page may have
             // been consumed and asks for it again. No records are pending
             // here, so this commit writes only the cursor.
+            let before = self.cursor.types.get(alert_type).cloned();
             self.state(alert_type).inflight = Some(op);
             self.commit()?;
 
-            let fetched = self.fetch(alert_type, op)?;
+            self.last_status = None;
+            let fetched = match self.fetch(alert_type, op) {
+                Ok(fetched) => fetched,
+                Err(error) => {
+                    // A non-2xx answer (401/403, 404, 409, 5xx, exhausted
+                    // 429s) served no page, so the iterator did not move: put
+                    // the cursor back as it was. After a transport error or an
+                    // unreadable 2xx page, a page may have been consumed, so
+                    // `inflight` stays and the next run asks with `resend`.
+                    if self.last_status.is_some_and(|s| !(200..300).contains(&s)) {
+                        match before {
+                            Some(state) => self.cursor.types.insert(alert_type.to_owned(), state),
+                            None => self.cursor.types.remove(alert_type),
+                        };
+                        self.commit()?;
+                    }
+                    return Err(error);
+                }
+            };
             let now_ms = self.env.now_ms();
             let page = match fetched {
                 Fetched::Page(page) => page,
@@ -238,6 +261,7 @@ impl<E: Env> Run<'_, E> {
             self.env.sleep_ms(pause.min(max_wait_ms));
 
             let response = self.env.fetch(alert_type, op)?;
+            self.last_status = Some(response.status);
             if let Some(secs) = api::rate_limit_pause(&response) {
                 self.pause_until_ms = self.env.now_ms().saturating_add(secs.saturating_mul(1_000));
             }

@@ -410,6 +410,11 @@ fn an_auth_failure_ends_the_run_after_committing_earlier_types() {
         "{e}"
     );
     assert_eq!(fake.delivered, [r#"{"_id":"x","timestamp":1}"#]);
+    // The refused type never started: its marker is taken back, so the
+    // checkpoint says exactly what it said before the refused request.
+    let cursor = fake.cursor();
+    assert!(!cursor.types.contains_key("uba"), "{:?}", cursor.types.keys());
+    assert!(cursor.types["dlp"].inflight.is_none());
 }
 
 #[test]
