@@ -144,7 +144,7 @@ check-guests: guests $(WASM_TOOLS) ## Validate the components and list their imp
 		done; \
 	done
 
-.PHONY: build run gcs-emulator
+.PHONY: build run gcs-emulator bench
 
 build: guests ## Build the host, the mock servers and the guests
 	@echo "==> cargo build (siphon, mock-netskope)"
@@ -163,6 +163,9 @@ test: build gcs-emulator ## Build everything, then run every test (CI runs this)
 	@$(CARGO) test -q --workspace --exclude netskope-alerts --exclude siphon-sdk --exclude fault
 	@echo "==> cargo test (guest logic natively, guest components under the harness)"
 	@$(CARGO) test -q -p netskope-alerts -p siphon-sdk
+
+bench: build ## Throughput and peak memory of a 50 000-alert collection (release build)
+	@$(CARGO) bench -q -p siphon-tests --bench collect
 
 clean: ## Remove the guest components and guest build output (keeps the host build)
 	@rm -rf $(GUESTS_DIR) target/wasm32-wasip2 target/wasm32-unknown-unknown

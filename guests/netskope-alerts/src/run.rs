@@ -159,12 +159,14 @@ impl<E: Env> Run<'_, E> {
             let fetched = match self.fetch(alert_type, op) {
                 Ok(fetched) => fetched,
                 Err(error) => {
-                    // A non-2xx answer (401/403, 404, 409, 5xx, exhausted
-                    // 429s) served no page, so the iterator did not move: put
-                    // the cursor back as it was. After a transport error or an
-                    // unreadable 2xx page, a page may have been consumed, so
-                    // `inflight` stays and the next run asks with `resend`.
-                    if self.last_status.is_some_and(|s| !(200..300).contains(&s)) {
+                    // A 4xx answer (401/403, 404, 409, exhausted 429s) refused
+                    // the request, so the iterator did not move: put the
+                    // cursor back as it was. After a 5xx (a gateway may have
+                    // timed out after the backend served the page), a
+                    // transport error or an unreadable 2xx page, a page may
+                    // have been consumed, so `inflight` stays and the next run
+                    // asks with `resend`, which is safe either way.
+                    if self.last_status.is_some_and(|s| (400..500).contains(&s)) {
                         match before {
                             Some(state) => self.cursor.types.insert(alert_type.to_owned(), state),
                             None => self.cursor.types.remove(alert_type),

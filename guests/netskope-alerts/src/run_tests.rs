@@ -413,8 +413,40 @@ fn an_auth_failure_ends_the_run_after_committing_earlier_types() {
     // The refused type never started: its marker is taken back, so the
     // checkpoint says exactly what it said before the refused request.
     let cursor = fake.cursor();
-    assert!(!cursor.types.contains_key("uba"), "{:?}", cursor.types.keys());
+    assert!(
+        !cursor.types.contains_key("uba"),
+        "{:?}",
+        cursor.types.keys()
+    );
     assert!(cursor.types["dlp"].inflight.is_none());
+}
+
+#[test]
+fn after_a_server_error_the_next_run_resends() {
+    let mut fake = Fake::new(Server::new(&[("dlp", 15)], 10));
+    let s = settings(&["dlp"], &[]);
+    fake.run(&s).unwrap();
+    fake.server
+        .records
+        .get_mut("dlp")
+        .unwrap()
+        .push(("dlp-late".into(), NOW_MS / 1_000));
+    fake.server
+        .faults
+        .push_back(response(504, &[], "Gateway Timeout"));
+    let e = fake.run(&s).unwrap_err();
+    assert!(
+        matches!(&e, Error::Vendor(m) if m.contains("HTTP 504")),
+        "{e}"
+    );
+    assert_eq!(
+        fake.cursor().types["dlp"].inflight,
+        Some(Op::Next),
+        "a page may have been consumed"
+    );
+    fake.run(&s).unwrap();
+    assert_eq!(fake.fetches.last().map(|f| f.1), Some(Op::Next));
+    assert_eq!(fake.delivered, fake.server.all_json());
 }
 
 #[test]
