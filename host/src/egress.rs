@@ -137,9 +137,23 @@ impl fmt::Debug for Egress {
     }
 }
 
+/// Request header by which a collector limits the host's retries; the host
+/// removes it before sending. Value [`RETRY_RATE_LIMITED_ONLY`]: retry only
+/// answers that prove the request was not processed (429, refused
+/// connection). Collectors send it on consume-once requests (Netskope's
+/// `operation=next`), where a 502/504 or a timeout may come after the vendor
+/// served and consumed a page that a retry would then skip.
+pub const RETRY_HEADER: &str = "siphon-retry";
+/// See [`RETRY_HEADER`].
+pub const RETRY_RATE_LIMITED_ONLY: &str = "rate-limited-only";
+
 /// Statuses worth another try: the vendor is busy or a proxy hiccupped.
-fn retryable(status: StatusCode) -> bool {
-    matches!(status.as_u16(), 429 | 502 | 503 | 504)
+fn retryable(status: StatusCode, rate_limited_only: bool) -> bool {
+    match status.as_u16() {
+        429 => true,
+        502..=504 => !rate_limited_only,
+        _ => false,
+    }
 }
 
 impl Egress {
@@ -196,6 +210,10 @@ impl Egress {
         }
         let options = self.options(options);
         let (mut parts, body) = request.into_parts();
+        let rate_limited_only = parts
+            .headers
+            .remove(RETRY_HEADER)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(RETRY_RATE_LIMITED_ONLY.as_bytes()));
         // Collectors send small requests (queries, token forms); buffering
         // makes retries possible.
         let body = Limited::new(body, 1 << 20)
@@ -218,11 +236,11 @@ impl Egress {
             let outcome = self.upstream.send(sent, options).await;
             telemetry::http_latency(&self.source, started.elapsed());
             let retry_wait = match &outcome {
-                Ok(resp) if retryable(resp.status()) => Some(retry_after(resp.headers())),
+                Ok(resp) if retryable(resp.status(), rate_limited_only) => Some(retry_after(resp.headers())),
                 Ok(_) => None,
-                Err(HttpError::ConnectionRefused | HttpError::ConnectionTimeout | HttpError::Connect(_)) => {
-                    Some(None)
-                }
+                // Nothing was sent on a connection that never opened.
+                Err(HttpError::ConnectionRefused | HttpError::Connect(_)) => Some(None),
+                Err(HttpError::ConnectionTimeout) if !rate_limited_only => Some(None),
                 Err(_) => None,
             };
             let status = match &outcome {
@@ -416,6 +434,15 @@ mod tests {
         h.insert("x-ratelimit-reset", HeaderValue::from_static("1722282900000"));
         assert_eq!(retry_after(&h), None, "an epoch is not a duration");
         assert!(backoff(10) <= Duration::from_secs(30));
+    }
+
+    #[test]
+    fn consume_once_requests_retry_only_provably_unprocessed_answers() {
+        assert!(retryable(StatusCode::BAD_GATEWAY, false));
+        assert!(!retryable(StatusCode::BAD_GATEWAY, true));
+        assert!(!retryable(StatusCode::GATEWAY_TIMEOUT, true));
+        assert!(retryable(StatusCode::TOO_MANY_REQUESTS, true));
+        assert!(!retryable(StatusCode::FORBIDDEN, false));
     }
 
     #[test]

@@ -239,3 +239,32 @@ async fn a_failed_delivery_is_resent_and_nothing_is_lost_or_duplicated() {
     assert_eq!(ops.first().map(String::as_str), Some("resend"), "{ops:?}");
     assert_eq!(assert_exactly_once(&install, &m, &["dlp"]), 270);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_error_on_a_consume_once_call_is_not_retried_blindly_and_the_next_run_resends() {
+    let m = mock(100, 0).await;
+    m.add_alerts("dlp", 60);
+    let install = Install::new(TOKEN);
+    let config = install.config(&source(&m, "dlp", 100, ""));
+    let runtime = install.runtime(&config).await;
+    assert!(run_once(&runtime, "netskope").await.ok());
+
+    // A 503 may come after the vendor served (and consumed) the page, so the
+    // host must not send `next` again: a retry would skip that page.
+    m.add_alerts("dlp", 40);
+    m.fail_next(1, Fault::ServiceUnavailable);
+    let before = m.requests().len();
+    let report = run_once(&runtime, "netskope").await;
+    assert!(!report.ok(), "a 5xx on `next` ends the run");
+    let calls: Vec<u16> = m.requests()[before..].iter().map(|r| r.status).collect();
+    assert_eq!(calls, [503], "no blind retry of a consume-once call");
+    assert!(m.requests().iter().all(|r| r.header("siphon-retry").is_none()), "the host strips its own header");
+
+    let before = m.requests().len();
+    let report = run_once(&runtime, "netskope").await;
+    assert!(report.ok(), "{:?}", report.outcome);
+    let ops: Vec<String> =
+        m.requests()[before..].iter().filter_map(|r| r.param("operation").map(str::to_owned)).collect();
+    assert_eq!(ops.first().map(String::as_str), Some("resend"), "{ops:?}");
+    assert_eq!(assert_exactly_once(&install, &m, &["dlp"]), 100);
+}

@@ -37,6 +37,9 @@ pub fn request(settings: &Settings, token: &str, alert_type: &str, op: Op) -> Re
     .header("Netskope-Api-Token", token)
     .header("Accept", "application/json")
     .header("User-Agent", USER_AGENT)
+    // Every iterator call may consume a page: the host must not retry one
+    // that a gateway error may have followed (the next run resends instead).
+    .header("siphon-retry", "rate-limited-only")
 }
 
 /// What a response means for the iterator.
