@@ -346,29 +346,21 @@ impl SourceSpec {
 impl Settings {
     /// Read, parse and validate a config file.
     pub fn load(path: &Path) -> Result<Settings, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
         Self::from_toml(&text, path)
     }
 
     /// Parse and validate config text; `path` locates relative paths and
     /// names the file in errors.
     pub fn from_toml(text: &str, path: &Path) -> Result<Settings, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: path.to_owned(),
-            message: e.to_string().trim_end().to_owned(),
-        })?;
-        let base = path
-            .parent()
-            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
-            .unwrap_or(Path::new("."));
+        let config: Config = toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string().trim_end().to_owned() })?;
+        let base =
+            path.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p }).unwrap_or(Path::new("."));
         let base = std::path::absolute(base).unwrap_or_else(|_| base.to_owned());
-        let mut settings = validate(config, &base).map_err(|problems| ConfigError::Invalid {
-            path: path.to_owned(),
-            problems,
-        })?;
+        let mut settings =
+            validate(config, &base).map_err(|problems| ConfigError::Invalid { path: path.to_owned(), problems })?;
         settings.path = path.to_owned();
         Ok(settings)
     }
@@ -376,15 +368,14 @@ impl Settings {
 
 fn validate(config: Config, base: &Path) -> Result<Settings, Vec<String>> {
     let mut problems = Vec::new();
-    let resolve = |p: &Path| if p.is_absolute() { p.to_owned() } else { base.join(p) };
+    let resolve = |p: &Path| {
+        if p.is_absolute() { p.to_owned() } else { base.join(p) }
+    };
 
     if config.engine.max_concurrent_runs == 0 {
         problems.push("engine.max_concurrent_runs: must be at least 1".to_owned());
     }
-    let engine = EngineConfig {
-        cache_dir: resolve(&config.engine.cache_dir),
-        ..config.engine
-    };
+    let engine = EngineConfig { cache_dir: resolve(&config.engine.cache_dir), ..config.engine };
 
     let sink_target = match config.sink.backend {
         Backend::Local => match &config.sink.local {

@@ -10,13 +10,33 @@
 //!
 //!  recovery, when a run opens a state that still has `pending`:
 //!    every Oi exists  ──▶ state {cursor C1}            (the commit had finished step 2)
-//!    some Oi missing  ──▶ delete the Oi that exist,     (the records are fetched again
-//!                          state {cursor C0}              from C0 by the next run)
+//!    some Oi missing  ──▶ claim the first missing Oi,   (the records are fetched again
+//!                          delete the Oi that exist,      from C0 by the next run)
+//!                          state {cursor C0}
 //! ```
 //!
 //! Object names are fixed before step 1 and recorded in the intent, which
 //! makes the existence check exact. Every state write is conditional on the
 //! generation read, so a second writer is detected instead of overwritten.
+//!
+//! The claim covers a writer that is not dead but still uploading: a second
+//! process on the same source opening the state mid-commit. Without it, the
+//! writer's remaining objects would land after the undo and stay in the sink
+//! while their records are fetched again — duplicates (and, had the writer
+//! finished first, the deletes would remove records its cursor counts as
+//! delivered). The claim creates the first missing object *empty*,
+//! create-only; the writer uploads in order, so its create of that name
+//! fails and it can never complete the commit: it removes what it uploaded
+//! and reports a conflict, leaving the state to the claimer. An empty object
+//! holds no records and never counts as existing; the claim stays in the
+//! sink (removing it would let a slow writer through).
+//!
+//! A writer whose upload reports an error claims that name the same way
+//! before undoing anything: the upload may have landed (a timeout after the
+//! server stored it), and a process recovering the commit meanwhile may
+//! have counted it. The first create of a name decides for everyone, so the
+//! writer removes objects only when no one can commit them, and goes on
+//! with the commit when its upload did land.
 
 use std::sync::Arc;
 
@@ -125,21 +145,62 @@ impl Delivery {
         }
         let mut next = self.current.clone();
         next.pending = None;
-        if present.iter().all(|p| *p) {
-            tracing::info!(source = %self.source, objects = intent.objects.len(), records = intent.records,
-                "Recovered an interrupted commit: its objects are in the sink, committing its cursor");
-            next.cursor = intent.cursor;
-        } else {
-            let found = present.iter().filter(|p| **p).count();
-            for (name, there) in intent.objects.iter().zip(&present) {
-                if *there {
-                    self.sink.delete(name).await.map_err(|e| self.sink_error(e))?;
-                }
+        match self.claim_first_missing(&intent.objects, &mut present).await? {
+            None => {
+                tracing::info!(source = %self.source, objects = intent.objects.len(), records = intent.records,
+                    "Recovered an interrupted commit: its objects are in the sink, committing its cursor");
+                next.cursor = intent.cursor;
             }
-            tracing::warn!(source = %self.source, objects = intent.objects.len(), found, records = intent.records,
-                "Undid an interrupted commit: not all of its objects were written; its records will be fetched again");
+            Some(claimed) => {
+                let found = present.iter().filter(|p| **p).count();
+                for (name, there) in intent.objects.iter().zip(&present) {
+                    if *there {
+                        self.sink.delete(name).await.map_err(|e| self.sink_error(e))?;
+                    }
+                }
+                tracing::warn!(source = %self.source, objects = intent.objects.len(), found, records = intent.records,
+                    claimed = %claimed,
+                    "Undid an interrupted commit: not all of its objects were written; its records will be fetched again");
+            }
         }
         self.write(next).await
+    }
+
+    /// Create the first of `objects` that is not `present` empty, so that a
+    /// writer still uploading them cannot complete its commit (see the module
+    /// docs). Returns the claimed name, or `None` when every object turns out
+    /// to be there (uploads that landed meanwhile are marked `present`).
+    async fn claim_first_missing(
+        &self,
+        objects: &[String],
+        present: &mut [bool],
+    ) -> Result<Option<String>, DeliveryError> {
+        for (name, there) in objects.iter().zip(present.iter_mut()) {
+            if *there {
+                continue;
+            }
+            if !self.claim(name).await? {
+                return Ok(Some(name.clone()));
+            }
+            *there = true;
+        }
+        Ok(None)
+    }
+
+    /// Create `name` empty, create-only. Returns whether the object holds
+    /// data after all (its upload landed first); otherwise it is now claimed,
+    /// by this run or an earlier one (a claim is never taken for data). The
+    /// first create of a name decides, so every process that asks gets the
+    /// same answer.
+    async fn claim(&self, name: &str) -> Result<bool, DeliveryError> {
+        // Empty, with the content type of the layout's objects.
+        let mut claim = self.layout.encode(&[])?;
+        claim.body = bytes::Bytes::new();
+        match self.sink.create(name, &claim).await {
+            Ok(()) => Ok(false),
+            Err(SinkError::AlreadyExists(_)) => self.sink.exists(name).await.map_err(|e| self.sink_error(e)),
+            Err(e) => Err(self.sink_error(e)),
+        }
     }
 
     /// The committed cursor.
@@ -181,9 +242,14 @@ impl Delivery {
     pub async fn commit(&mut self, cursor: Option<String>) -> Result<Vec<String>, DeliveryError> {
         let records = std::mem::take(&mut self.pending);
         self.pending_bytes = 0;
+        let asked = cursor.is_some();
         let cursor = cursor.or_else(|| self.current.cursor.clone());
         if records.is_empty() {
-            if cursor != self.current.cursor {
+            // A commit the collector asks for is written even when its cursor
+            // did not change: that conditional write is what tells the
+            // collector the source is still its own (a consume-once collector
+            // commits before each request; see `checkpoint.wit`).
+            if asked || cursor != self.current.cursor {
                 let mut next = self.current.clone();
                 next.cursor = cursor;
                 self.write(next).await?;
@@ -203,11 +269,8 @@ impl Delivery {
 
         // Step 1: the intent.
         let mut intent = self.current.clone();
-        intent.pending = Some(PendingCommit {
-            objects: names.clone(),
-            cursor: cursor.clone(),
-            records: records.len() as u64,
-        });
+        intent.pending =
+            Some(PendingCommit { objects: names.clone(), cursor: cursor.clone(), records: records.len() as u64 });
         self.write(intent).await?;
 
         // Step 2: the objects.
@@ -220,11 +283,34 @@ impl Delivery {
                 }
                 Err(e) => Err(DeliveryError::Encode(e)),
             };
-            if let Err(e) = result {
-                // The failed upload may have landed anyway (a timeout after
-                // the server stored it), so it is rolled back too.
-                self.roll_back(&names[..=i]).await;
-                return Err(e);
+            let Err(e) = result else { continue };
+            // This run's names are its own, so one that exists already was
+            // claimed by another process recovering this very commit (see
+            // `recover`): that process owns the source now. The claim is not
+            // ours to remove, nor is the state to clear.
+            if let DeliveryError::Sink { error: SinkError::AlreadyExists(object), .. } = &e {
+                let detail = format!("{object} was claimed by a run recovering this commit");
+                self.roll_back(&names[..i], false).await;
+                return Err(StateError::Conflict { source_name: self.source.clone(), detail }.into());
+            }
+            // The failed upload may have landed anyway (a timeout after the
+            // server stored it). Claiming its name settles which: a process
+            // recovering this commit meanwhile reaches the same verdict, so
+            // objects are removed only when no one can commit them.
+            match self.claim(name).await {
+                Ok(true) => {
+                    tracing::info!(source = %self.source, object = %name, error = %e,
+                        "An upload that reported an error is in the sink; the commit goes on");
+                }
+                Ok(false) => {
+                    self.roll_back(&names[..i], true).await;
+                    return Err(e);
+                }
+                Err(claim_error) => {
+                    tracing::warn!(source = %self.source, object = %name, error = %claim_error,
+                        "Cannot settle a failed upload; the next run will");
+                    return Err(e);
+                }
             }
         }
 
@@ -245,16 +331,19 @@ impl Delivery {
     }
 
     /// Undo a commit that failed in step 2, best effort: remove every object
-    /// that may exist (deleting a missing one is a no-op). Whatever is not
-    /// undone here stays recorded in the intent and is undone by the next
-    /// run's recovery.
-    async fn roll_back(&mut self, attempted: &[String]) {
+    /// that may exist (deleting a missing one is a no-op), then clear the
+    /// intent if `clear_intent`. Whatever is not undone here stays recorded in
+    /// the intent and is undone by the next run's recovery.
+    async fn roll_back(&mut self, attempted: &[String], clear_intent: bool) {
         for name in attempted {
             if let Err(e) = self.sink.delete(name).await {
                 tracing::warn!(source = %self.source, object = %name, error = %e,
                     "Cannot remove an object of a failed commit; the next run will");
                 return;
             }
+        }
+        if !clear_intent {
+            return;
         }
         let mut next = self.current.clone();
         next.pending = None;

@@ -50,8 +50,7 @@ impl HostPattern {
             None => (host, false),
         };
         let host = host.to_ascii_lowercase();
-        let label_ok =
-            |l: &str| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        let label_ok = |l: &str| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
         if host.is_empty() || !host.split('.').all(label_ok) {
             return Err("not a valid host name or IPv4 address".to_owned());
         }
@@ -184,7 +183,9 @@ impl Egress {
         match scheme {
             "https" => {}
             "http" if self.allow_http => {}
-            "http" => return Err(format!("plain http to {host} is not allowed (set allow_http)")),
+            "http" => {
+                return Err(format!("plain http to {host} is not allowed (set allow_http)"));
+            }
             other => return Err(format!("scheme `{other}` is not supported")),
         }
         if self.allowed.iter().any(|p| p.matches(host, port)) {
@@ -216,11 +217,8 @@ impl Egress {
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(RETRY_RATE_LIMITED_ONLY.as_bytes()));
         // Collectors send small requests (queries, token forms); buffering
         // makes retries possible.
-        let body = Limited::new(body, 1 << 20)
-            .collect()
-            .await
-            .map_err(|_| HttpError::HttpRequestBodySize(None))?
-            .to_bytes();
+        let body =
+            Limited::new(body, 1 << 20).collect().await.map_err(|_| HttpError::HttpRequestBodySize(None))?.to_bytes();
         // Ask for gzip unless the collector chose an encoding: vendor pages
         // compress 10x, and decoding here keeps every collector simple.
         let decode_gzip = !parts.headers.contains_key(header::ACCEPT_ENCODING);
@@ -308,10 +306,8 @@ impl Egress {
                 });
             }
         };
-        let gzipped = parts
-            .headers
-            .get(header::CONTENT_ENCODING)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
+        let gzipped =
+            parts.headers.get(header::CONTENT_ENCODING).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
         if decode_gzip && gzipped {
             bytes = gunzip(&bytes, cap)?;
             parts.headers.remove(header::CONTENT_ENCODING);

@@ -125,7 +125,8 @@ impl SiphonEngine {
         let mismatch = |e: wasmtime::Error| LoadError::Mismatch { path: path.to_owned(), message: format!("{e:#}") };
         let instance_pre = self.linker.instantiate_pre(&component).map_err(mismatch)?;
         let pre = CollectorPre::new(instance_pre).map_err(mismatch)?;
-        let info = self.info(&pre).await.map_err(|e| LoadError::Info { path: path.to_owned(), message: format!("{e:#}") })?;
+        let info =
+            self.info(&pre).await.map_err(|e| LoadError::Info { path: path.to_owned(), message: format!("{e:#}") })?;
         Ok(LoadedCollector { path: path.to_owned(), info, pre })
     }
 

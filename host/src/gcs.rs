@@ -197,11 +197,19 @@ impl GcsClient {
         }
     }
 
-    /// Whether the object exists (a read whose body is not fetched).
-    pub async fn exists(&self, name: &str) -> Result<bool, GcsError> {
-        let call = self.storage.read_object(&self.bucket_path, name).send();
+    /// Whether the object exists and is not empty: a read of at most its
+    /// first chunk. The size comes from `x-goog-stored-content-length`, which
+    /// emulators may leave out; then the first chunk tells.
+    pub async fn holds_data(&self, name: &str) -> Result<bool, GcsError> {
+        let call = async {
+            let mut response = self.storage.read_object(&self.bucket_path, name).send().await?;
+            if response.object().size > 0 {
+                return Ok(true);
+            }
+            Ok(response.next().await.transpose()?.is_some_and(|chunk| !chunk.is_empty()))
+        };
         match self.bounded(name, "check", call).await {
-            Ok(_) => Ok(true),
+            Ok(found) => Ok(found),
             Err(e) if e.kind == ErrorKind::NotFound => Ok(false),
             Err(e) => Err(e),
         }

@@ -71,14 +71,7 @@ impl HostState {
             hooks: http::Hooks::new(egress),
             stderr,
             limiter: MemoryLimiter::new(&source.name, limit),
-            run: RunContext {
-                source,
-                redactor,
-                delivery,
-                panic: None,
-                records_emitted: 0,
-                conflict: None,
-            },
+            run: RunContext { source, redactor, delivery, panic: None, records_emitted: 0, conflict: None },
         }
     }
 

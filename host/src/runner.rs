@@ -30,7 +30,9 @@ pub enum RunError {
     #[error("run exceeded its deadline of {0:?} (limits.run_timeout) and was stopped")]
     Deadline(Duration),
     /// The collector needed more memory than `limits.memory`.
-    #[error("collector ran out of memory: it asked to grow to {requested} bytes; the limit is {limit} bytes (limits.memory)")]
+    #[error(
+        "collector ran out of memory: it asked to grow to {requested} bytes; the limit is {limit} bytes (limits.memory)"
+    )]
     OutOfMemory {
         /// Size of the refused growth.
         requested: usize,

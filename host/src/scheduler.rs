@@ -44,7 +44,10 @@ pub async fn run(runtime: Arc<Runtime>, options: SchedulerOptions, shutdown: imp
     }
     tracing::info!(sources = count, max_concurrent_runs = options.max_concurrent_runs, "Scheduler started");
     shutdown.await;
-    tracing::info!(grace_s = options.shutdown_grace.as_secs(), "Shutting down: no new runs; waiting for runs in flight");
+    tracing::info!(
+        grace_s = options.shutdown_grace.as_secs(),
+        "Shutting down: no new runs; waiting for runs in flight"
+    );
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
     tracing::info!("Scheduler stopped");

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use crate::config::{SinkSettings, SinkTarget, SourceSpec, StateSettings, Settings};
+use crate::config::{Settings, SinkSettings, SinkTarget, SourceSpec, StateSettings};
 use crate::egress::{Egress, Network, Upstream};
 use crate::engine::{LoadedCollector, SiphonEngine};
 use crate::sink::{Layout, Sink, gcs::GcsSink, local::LocalDirSink};
@@ -47,7 +47,12 @@ pub struct Runtime {
 
 impl Runtime {
     /// A runtime with no sources yet.
-    pub fn new(engine: SiphonEngine, sink: Arc<dyn Sink>, state: Arc<dyn StateStore>, sink_settings: SinkSettings) -> Runtime {
+    pub fn new(
+        engine: SiphonEngine,
+        sink: Arc<dyn Sink>,
+        state: Arc<dyn StateStore>,
+        sink_settings: SinkSettings,
+    ) -> Runtime {
         Runtime { engine, sink, state, sink_settings, sources: BTreeMap::new() }
     }
 
@@ -83,19 +88,11 @@ impl Runtime {
     /// collector's declaration. Errors are one line each, naming the field.
     pub async fn add_source(&mut self, spec: SourceSpec, upstream: Arc<dyn Upstream>) -> Result<(), String> {
         let name = spec.name.clone();
-        let collector = self
-            .engine
-            .load(&spec.collector)
-            .await
-            .map_err(|e| format!("sources.{name}.collector: {e}"))?;
+        let collector =
+            self.engine.load(&spec.collector).await.map_err(|e| format!("sources.{name}.collector: {e}"))?;
         check_settings(&spec, &collector).map_err(|p| p.join("\n  - "))?;
-        let egress = Arc::new(Egress::new(
-            &name,
-            spec.allowed_hosts.clone(),
-            spec.allow_http,
-            spec.limits.clone(),
-            upstream,
-        ));
+        let egress =
+            Arc::new(Egress::new(&name, spec.allowed_hosts.clone(), spec.allow_http, spec.limits.clone(), upstream));
         let layout = Layout::new(&self.sink_settings, &name, &spec.prefix);
         self.sources.insert(name, Arc::new(SourceRuntime { spec: Arc::new(spec), collector, egress, layout }));
         Ok(())
@@ -174,7 +171,11 @@ fn check_settings(spec: &SourceSpec, collector: &LoadedCollector) -> Result<(), 
         };
         if wrong_table {
             let right = if s.secret { "secrets" } else { "settings" };
-            problems.push(format!("{at}.{}: `{}` must be configured under `{right}`", if s.secret { "settings" } else { "secrets" }, s.name));
+            problems.push(format!(
+                "{at}.{}: `{}` must be configured under `{right}`",
+                if s.secret { "settings" } else { "secrets" },
+                s.name
+            ));
         } else if s.required && !configured {
             problems.push(format!("{at}.{table}.{}: required by {who} ({})", s.name, s.description));
         }

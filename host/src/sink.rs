@@ -39,7 +39,10 @@ pub trait Sink: Send + Sync {
     /// Durable when it returns `Ok`.
     async fn create(&self, name: &str, object: &Object) -> Result<(), SinkError>;
 
-    /// Whether an object exists (used by commit recovery).
+    /// Whether an object holding data exists (used by commit recovery). An
+    /// empty object counts as absent: every object written holds at least
+    /// one record, and an empty one is a claim left by recovery (see
+    /// `delivery`).
     async fn exists(&self, name: &str) -> Result<bool, SinkError>;
 
     /// Remove an object (used by commit recovery to undo half a commit).

@@ -30,7 +30,9 @@ pub async fn reset(settings: &Settings, source: &str, to: Option<String>, force:
     let location = state_location(&settings.state, source);
     let outcome = reset_in(store.as_ref(), source, to, force).await.with_context(|| format!("state {location}"))?;
     Ok(match outcome {
-        Reset::NothingToDo => format!("source `{source}` has no state at {location}; nothing to reset\n"),
+        Reset::NothingToDo => {
+            format!("source `{source}` has no state at {location}; nothing to reset\n")
+        }
         Reset::Written { before, generation, cursor } => format!(
             "reset source `{source}` at {location}\n  cursor:     {} (was {})\n  generation: {generation} (was {})\n",
             cursor.as_deref().unwrap_or("none"),
@@ -125,7 +127,9 @@ pub fn render(source: &str, location: &str, stored: Option<&Stored>) -> String {
 
 /// A JSON object or array cursor indented under its label; anything else as is.
 fn cursor_text(cursor: Option<&str>) -> String {
-    let Some(c) = cursor else { return "none".to_owned() };
+    let Some(c) = cursor else {
+        return "none".to_owned();
+    };
     match serde_json::from_str::<serde_json::Value>(c) {
         Ok(v @ (serde_json::Value::Object(_) | serde_json::Value::Array(_))) => serde_json::to_string_pretty(&v)
             .map(|p| format!("\n{}", p.lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")))

@@ -55,10 +55,8 @@ pub fn http_latency(source: &str, elapsed: Duration) {
 
 /// A run ended with `outcome` (`ok` or an error kind).
 pub fn run_finished(source: &str, outcome: &str, elapsed: Duration) {
-    metrics::counter!("siphon_runs_total", "source" => source.to_owned(), "outcome" => outcome.to_owned())
-        .increment(1);
-    metrics::histogram!("siphon_run_duration_seconds", "source" => source.to_owned())
-        .record(elapsed.as_secs_f64());
+    metrics::counter!("siphon_runs_total", "source" => source.to_owned(), "outcome" => outcome.to_owned()).increment(1);
+    metrics::histogram!("siphon_run_duration_seconds", "source" => source.to_owned()).record(elapsed.as_secs_f64());
 }
 
 /// Records and objects durably delivered to the sink.

@@ -69,13 +69,19 @@ limits = {{ requests_per_second = 100 }}
     let elapsed = started.elapsed();
     let summary = report.outcome.as_ref().map_err(|e| anyhow::anyhow!("run failed: {e}"))?;
     let records = report.delivered.records;
-    println!("collect: {records} alerts in {} pages of up to 10000, {} objects, {:.1} MiB NDJSON",
-        summary.pages, report.delivered.objects.len(), report.delivered.bytes as f64 / (1 << 20) as f64);
+    println!(
+        "collect: {records} alerts in {} pages of up to 10000, {} objects, {:.1} MiB NDJSON",
+        summary.pages,
+        report.delivered.objects.len(),
+        report.delivered.bytes as f64 / (1 << 20) as f64
+    );
     println!("  load (compile or cache hit):  {load_time:.2?}");
     println!("  run wall time:                {elapsed:.2?}");
-    println!("  throughput:                   {:.0} records/s, {:.1} MiB/s",
+    println!(
+        "  throughput:                   {:.0} records/s, {:.1} MiB/s",
         records as f64 / elapsed.as_secs_f64(),
-        report.delivered.bytes as f64 / (1 << 20) as f64 / elapsed.as_secs_f64());
+        report.delivered.bytes as f64 / (1 << 20) as f64 / elapsed.as_secs_f64()
+    );
     if let Some(rss) = peak_rss_mib() {
         println!("  peak RSS (host + mock):       {rss:.0} MiB");
     }

@@ -47,7 +47,8 @@ fn check_accepts_a_good_config() {
 #[test]
 fn check_names_an_unknown_key() {
     let install = Install::new("x");
-    let config = install.config_with(&netskope_source("ns", &guest("netskope_alerts"), "* * * * *", "V"), "colour = \"blue\"");
+    let config =
+        install.config_with(&netskope_source("ns", &guest("netskope_alerts"), "* * * * *", "V"), "colour = \"blue\"");
     let out = siphon(&["check", "--config", config.to_str().unwrap()], &[]);
     assert!(!out.status.success());
     let t = text(&out);
@@ -92,7 +93,10 @@ fn check_names_an_invalid_wasm_and_a_component_of_another_world() {
     let out = siphon(&["check", "--config", config.to_str().unwrap()], &[("SIPHON_E2E_TOKEN", "abcd")]);
     assert!(!out.status.success());
     let t = text(&out);
-    assert!(t.contains("sources.garbage.collector") && t.contains("garbage.wasm: not a valid WebAssembly component"), "{t}");
+    assert!(
+        t.contains("sources.garbage.collector") && t.contains("garbage.wasm: not a valid WebAssembly component"),
+        "{t}"
+    );
     assert!(t.contains("sources.core.collector") && t.contains("core.wasm"), "{t}");
 }
 
@@ -122,7 +126,13 @@ fn inspect_describes_a_component() {
     let out = siphon(&["inspect", guest("netskope_alerts").to_str().unwrap()], &[]);
     assert!(out.status.success(), "{}", text(&out));
     let t = text(&out);
-    for needle in ["name:    netskope-alerts", "siphon:collector/checkpoint@0.1.0", "wasi:http/outgoing-handler", "api_token", "collect"] {
+    for needle in [
+        "name:    netskope-alerts",
+        "siphon:collector/checkpoint@0.1.0",
+        "wasi:http/outgoing-handler",
+        "api_token",
+        "collect",
+    ] {
         assert!(t.contains(needle), "missing {needle:?} in:\n{t}");
     }
 }
@@ -157,9 +167,7 @@ secrets = {{ api_token = {{ env = "SIPHON_E2E_SECRET" }} }}
         let cfg = cfg.clone();
         move || {
             let mut cmd = Command::new(siphon_bin());
-            cmd.args(["collect", "--config", &cfg, "ns"])
-                .env("SIPHON_E2E_SECRET", SECRET)
-                .env("RUST_LOG", "debug");
+            cmd.args(["collect", "--config", &cfg, "ns"]).env("SIPHON_E2E_SECRET", SECRET).env("RUST_LOG", "debug");
             cmd.output().expect("siphon collect")
         }
     })

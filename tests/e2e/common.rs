@@ -73,9 +73,7 @@ dir = "state"
         files
             .iter()
             .filter(|f| f.to_string_lossy().ends_with(".ndjson"))
-            .flat_map(|f| {
-                std::fs::read_to_string(f).expect("object").lines().map(str::to_owned).collect::<Vec<_>>()
-            })
+            .flat_map(|f| std::fs::read_to_string(f).expect("object").lines().map(str::to_owned).collect::<Vec<_>>())
             .collect()
     }
 
@@ -105,7 +103,9 @@ dir = "state"
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let p = e.path();
         if p.is_dir() {

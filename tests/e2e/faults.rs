@@ -36,7 +36,11 @@ async fn each_fault_is_reported_for_what_it_is() {
     let runtime = install.runtime(&config).await;
 
     let report = run_once(&runtime, "spin").await;
-    assert!(matches!(report.outcome, Err(RunError::Deadline(d)) if d == Duration::from_secs(2)), "{:?}", report.outcome);
+    assert!(
+        matches!(report.outcome, Err(RunError::Deadline(d)) if d == Duration::from_secs(2)),
+        "{:?}",
+        report.outcome
+    );
 
     let report = run_once(&runtime, "bomb").await;
     match &report.outcome {
@@ -68,13 +72,8 @@ async fn a_host_outside_the_allow_list_is_denied_without_a_connection() {
     let port = m.addr().port();
     let url = format!(r#", url = "http://localhost:{port}/api/v2/events/dataexport/alerts/dlp""#);
     let other_port = if port == 65535 { 65534 } else { port + 1 };
-    let config = install.config(&fault_source(
-        "sneaky",
-        "forbidden-host",
-        &url,
-        "",
-        &format!(r#""127.0.0.1:{other_port}""#),
-    ));
+    let config =
+        install.config(&fault_source("sneaky", "forbidden-host", &url, "", &format!(r#""127.0.0.1:{other_port}""#)));
     let runtime = install.runtime(&config).await;
     let report = run_once(&runtime, "sneaky").await;
     match &report.outcome {
@@ -98,11 +97,8 @@ async fn the_scheduler_keeps_healthy_sources_running_beside_faulty_ones() {
     .join("\n");
     let config = install.config(&sources);
     let runtime = std::sync::Arc::new(install.runtime(&config).await);
-    let options = SchedulerOptions {
-        max_concurrent_runs: 4,
-        shutdown_grace: Duration::from_millis(500),
-        run_on_start: true,
-    };
+    let options =
+        SchedulerOptions { max_concurrent_runs: 4, shutdown_grace: Duration::from_millis(500), run_on_start: true };
     let state_file = install.path("state/healthy.json");
     let healthy_done = async {
         while !state_file.exists() {
@@ -111,9 +107,13 @@ async fn the_scheduler_keeps_healthy_sources_running_beside_faulty_ones() {
     };
     // The spinning source is still running (30 s deadline) when the healthy
     // one finishes; shutdown then abandons it after the grace period.
-    within(60, "scheduler", scheduler::run(runtime, options, async {
-        within(45, "healthy source", healthy_done).await;
-    }))
+    within(
+        60,
+        "scheduler",
+        scheduler::run(runtime, options, async {
+            within(45, "healthy source", healthy_done).await;
+        }),
+    )
     .await;
     let lines = install.sink_lines();
     assert_eq!(lines.len(), 5, "{lines:?}");

@@ -2,12 +2,15 @@
 //! 127.0.0.1. One module per concern.
 //!
 //! Needs the guest components (`make guests`), for the CLI tests the
-//! `siphon` binary (`cargo build -p siphon`), and for `gcs` the GCS emulator
-//! (`make gcs-emulator`); `make test` builds all three.
+//! `siphon` binary (`cargo build -p siphon`), and for `gcs`, `faults_gcs`,
+//! `conflict` and `crash` the GCS emulator (`make gcs-emulator`); `make test`
+//! builds all three.
 
 mod cli;
 mod common;
+mod conflict;
 mod crash;
 mod faults;
+mod faults_gcs;
 mod gcs;
 mod netskope;

@@ -19,14 +19,9 @@ use siphon_tests::mock_netskope::{Fault, MockConfig, MockNetskope};
 use crate::common::{Install, TOKEN, guest, id_of, run_once};
 
 async fn mock(page_size: usize, wait_time: u64) -> MockNetskope {
-    MockNetskope::start(MockConfig {
-        token: TOKEN.to_owned(),
-        page_size,
-        wait_time,
-        ..MockConfig::default()
-    })
-    .await
-    .expect("mock starts")
+    MockNetskope::start(MockConfig { token: TOKEN.to_owned(), page_size, wait_time, ..MockConfig::default() })
+        .await
+        .expect("mock starts")
 }
 
 fn source(m: &MockNetskope, types: &str, full_page: usize, extra: &str) -> String {

@@ -1,7 +1,8 @@
 //! Test support for siphon: in-process mock vendor servers that follow
 //! `shared/vendor-apis.md`, used by the end-to-end tests and by the `mock-*` binaries for
-//! trying collectors by hand; a real GCS emulator (`gcs_emulator`) and a proxy that injects
-//! GCS errors in front of it (`gcs_proxy`).
+//! trying collectors by hand; a real GCS emulator (`gcs_emulator`) and a fault proxy in front
+//! of it (`gcs_proxy`: injected errors, delays and connection resets, and a log of what each
+//! upload declared).
 
 pub mod gcs_emulator;
 pub mod gcs_proxy;

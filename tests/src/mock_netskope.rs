@@ -27,7 +27,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{ensure, Context};
+use anyhow::{Context, ensure};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming as IncomingBody;
@@ -142,18 +142,12 @@ pub struct RecordedRequest {
 impl RecordedRequest {
     /// The first query parameter named `key`.
     pub fn param(&self, key: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     /// The first header named `name`, compared case-insensitively.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -190,22 +184,11 @@ impl MockNetskope {
             "page_size must be 1..={MAX_PAGE_SIZE}, got {}",
             cfg.page_size
         );
-        let listener = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("binding mock Netskope to {addr}"))?;
-        let addr = listener
-            .local_addr()
-            .context("reading the mock's bound address")?;
-        let shared = Arc::new(Shared {
-            log_requests: cfg.log_requests,
-            inner: Mutex::new(Inner::new(cfg)),
-        });
+        let listener = TcpListener::bind(addr).await.with_context(|| format!("binding mock Netskope to {addr}"))?;
+        let addr = listener.local_addr().context("reading the mock's bound address")?;
+        let shared = Arc::new(Shared { log_requests: cfg.log_requests, inner: Mutex::new(Inner::new(cfg)) });
         let task = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
-        Ok(MockNetskope {
-            addr,
-            shared,
-            task: Some(task),
-        })
+        Ok(MockNetskope { addr, shared, task: Some(task) })
     }
 
     /// `http://127.0.0.1:PORT`, without a trailing slash.
@@ -259,9 +242,7 @@ impl MockNetskope {
 
     /// Like [`MockNetskope::fail_next`], but only requests for `alert_type` match.
     pub fn fail_next_for(&self, alert_type: &str, n: usize, fault: Fault) {
-        self.shared
-            .state()
-            .fail_next(n, fault, Some(alert_type.to_string()));
+        self.shared.state().fail_next(n, fault, Some(alert_type.to_string()));
     }
 
     /// Changes the `wait_time` reported from now on.
@@ -328,12 +309,7 @@ fn respond(shared: &Shared, req: Request<IncomingBody>) -> Response<Full<Bytes>>
         headers: req
             .headers()
             .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
+            .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
             .collect(),
         at,
     };
@@ -342,36 +318,23 @@ fn respond(shared: &Shared, req: Request<IncomingBody>) -> Response<Full<Bytes>>
             "{} {}{}",
             incoming.method,
             incoming.path,
-            req.uri()
-                .query()
-                .map(|q| format!("?{q}"))
-                .unwrap_or_default()
+            req.uri().query().map(|q| format!("?{q}")).unwrap_or_default()
         )
     });
     let reply = shared.state().handle(incoming);
     let (content_type, body) = match reply.body {
         Body::Empty => (None, Bytes::new()),
         Body::Text(text) => (Some("application/json"), Bytes::from(text)),
-        Body::Page { wait_time, records } => {
-            (Some("application/json"), render_page(wait_time, &records))
-        }
+        Body::Page { wait_time, records } => (Some("application/json"), render_page(wait_time, &records)),
     };
     if let Some(line) = line {
-        eprintln!(
-            "mock-netskope: {line} -> {} ({} bytes)",
-            reply.status,
-            body.len()
-        );
+        eprintln!("mock-netskope: {line} -> {} ({} bytes)", reply.status, body.len());
     }
     let mut resp = Response::new(Full::new(body));
-    *resp.status_mut() =
-        http::StatusCode::from_u16(reply.status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    *resp.status_mut() = http::StatusCode::from_u16(reply.status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
     let headers = resp.headers_mut();
     if let Some(ct) = content_type {
-        headers.insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static(ct),
-        );
+        headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(ct));
     }
     for (name, value) in reply.headers {
         if let Ok(value) = http::HeaderValue::from_str(&value) {
@@ -418,10 +381,7 @@ fn percent_decode(s: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'+' => out.push(b' '),
-            b'%' => match (
-                bytes.get(i + 1).copied().and_then(hex),
-                bytes.get(i + 2).copied().and_then(hex),
-            ) {
+            b'%' => match (bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
                 (Some(hi), Some(lo)) => {
                     out.push(hi << 4 | lo);
                     i += 2;
@@ -438,7 +398,5 @@ fn percent_decode(s: &str) -> String {
 
 /// Wall-clock epoch seconds (0 if the clock is before 1970).
 pub(crate) fn epoch_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }

@@ -27,19 +27,15 @@ pub fn endpoint_path(alert_type: &str) -> String {
 
 /// The request for `op` on `alert_type`.
 pub fn request(settings: &Settings, token: &str, alert_type: &str, op: Op) -> Request {
-    Request::get(format!(
-        "{}{}",
-        settings.base_url,
-        endpoint_path(alert_type)
-    ))
-    .query("index", settings.index.as_str())
-    .query("operation", op.to_string())
-    .header("Netskope-Api-Token", token)
-    .header("Accept", "application/json")
-    .header("User-Agent", USER_AGENT)
-    // Every iterator call may consume a page: the host must not retry one
-    // that a gateway error may have followed (the next run resends instead).
-    .header("siphon-retry", "rate-limited-only")
+    Request::get(format!("{}{}", settings.base_url, endpoint_path(alert_type)))
+        .query("index", settings.index.as_str())
+        .query("operation", op.to_string())
+        .header("Netskope-Api-Token", token)
+        .header("Accept", "application/json")
+        .header("User-Agent", USER_AGENT)
+        // Every iterator call may consume a page: the host must not retry one
+        // that a gateway error may have followed (the next run resends instead).
+        .header("siphon-retry", "rate-limited-only")
 }
 
 /// What a response means for the iterator.
@@ -138,12 +134,7 @@ fn vendor_message(response: &Response) -> String {
         error: Option<String>,
     }
     match serde_json::from_slice::<ErrorBody>(&response.body) {
-        Ok(
-            ErrorBody {
-                message: Some(m), ..
-            }
-            | ErrorBody { error: Some(m), .. },
-        ) => excerpt(m.as_bytes(), 300),
+        Ok(ErrorBody { message: Some(m), .. } | ErrorBody { error: Some(m), .. }) => excerpt(m.as_bytes(), 300),
         _ if response.body.is_empty() => "empty body".to_string(),
         _ => excerpt(&response.body, 300),
     }
@@ -184,16 +175,10 @@ pub fn parse_page(alert_type: &str, body: &[u8]) -> Result<Reply, Error> {
         return Err(Error::Vendor(format!(
             "alert type `{alert_type}`: Netskope answered ok={} ({})",
             ok.unwrap_or("<missing>"),
-            parsed
-                .message
-                .as_deref()
-                .map_or_else(|| excerpt(body, 200), |m| excerpt(m.as_bytes(), 300))
+            parsed.message.as_deref().map_or_else(|| excerpt(body, 200), |m| excerpt(m.as_bytes(), 300))
         )));
     }
-    let wait_time = parsed
-        .wait_time
-        .and_then(|raw| number(raw.get()))
-        .unwrap_or(0);
+    let wait_time = parsed.wait_time.and_then(|raw| number(raw.get())).unwrap_or(0);
     let result = parsed.result.unwrap_or_default();
     if result.is_empty() {
         return Ok(Reply::Empty { wait_time });
@@ -213,29 +198,15 @@ pub fn parse_page(alert_type: &str, body: &[u8]) -> Result<Reply, Error> {
         };
         // Cannot fail for an object; a record without usable fields still counts.
         let meta: Option<Meta> = serde_json::from_str(raw.get()).ok();
-        let id = meta
-            .as_ref()
-            .and_then(|m| m.id)
-            .and_then(|raw| id_text(raw.get()));
-        if let Some(ts) = meta
-            .as_ref()
-            .and_then(|m| m.timestamp)
-            .and_then(|raw| number(raw.get()))
-        {
+        let id = meta.as_ref().and_then(|m| m.id).and_then(|raw| id_text(raw.get()));
+        if let Some(ts) = meta.as_ref().and_then(|m| m.timestamp).and_then(|raw| number(raw.get())) {
             max_timestamp = Some(max_timestamp.map_or(ts, |m| m.max(ts)));
         }
         let key = id.unwrap_or_else(|| format!("#{:016x}", fnv1a(record.as_str().as_bytes())));
         entries.push(Entry { key, record });
     }
     let fingerprint = fingerprint(entries.iter().map(|e| e.key.as_str()));
-    Ok(Reply::Page(Page {
-        wait_time,
-        returned,
-        entries,
-        rejected,
-        fingerprint,
-        max_timestamp,
-    }))
+    Ok(Reply::Page(Page { wait_time, returned, entries, rejected, fingerprint, max_timestamp }))
 }
 
 /// The fingerprint of a page whose record keys are `keys`, in order.
@@ -283,11 +254,7 @@ fn id_text(raw: &str) -> Option<String> {
 /// A non-negative whole number from a JSON number or numeric string
 /// (fractions rounded up, so a wait is never shortened).
 fn number(raw: &str) -> Option<u64> {
-    let text = if raw.starts_with('"') {
-        serde_json::from_str::<String>(raw).ok()?
-    } else {
-        raw.to_string()
-    };
+    let text = if raw.starts_with('"') { serde_json::from_str::<String>(raw).ok()? } else { raw.to_string() };
     let text = text.trim();
     text.parse::<u64>().ok().or_else(|| {
         let f: f64 = text.parse().ok()?;
@@ -318,11 +285,7 @@ mod tests {
     use super::*;
 
     fn response(status: u16, headers: &[(&str, &str)], body: &str) -> Response {
-        Response {
-            status,
-            headers: headers.iter().copied().collect::<Headers>(),
-            body: body.as_bytes().to_vec(),
-        }
+        Response { status, headers: headers.iter().copied().collect::<Headers>(), body: body.as_bytes().to_vec() }
     }
 
     fn page(reply: Result<Reply, Error>) -> Page {
@@ -345,13 +308,7 @@ mod tests {
             r.url(),
             "https://acme.goskope.com/api/v2/events/dataexport/alerts/dlp?index=acme%20siem&operation=1722280000"
         );
-        assert_eq!(
-            request(&settings, "tok", "dlp", Op::Next)
-                .url()
-                .rsplit('=')
-                .next(),
-            Some("next")
-        );
+        assert_eq!(request(&settings, "tok", "dlp", Op::Next).url().rsplit('=').next(), Some("next"));
     }
 
     #[test]
@@ -373,136 +330,74 @@ mod tests {
 
     #[test]
     fn records_without_id_or_object_shape() {
-        let p = page(parse_page(
-            "dlp",
-            br#"{"ok":1,"result":[{"x":1},{"_id":123456789012345678901},null,{"_id":null}]}"#,
-        ));
+        let p =
+            page(parse_page("dlp", br#"{"ok":1,"result":[{"x":1},{"_id":123456789012345678901},null,{"_id":null}]}"#));
         assert_eq!(p.returned, 4);
         assert_eq!(p.entries.len(), 3);
         assert!(p.entries[0].key.starts_with('#'));
         assert_eq!(p.entries[1].key, "123456789012345678901");
         assert!(p.entries[2].key.starts_with('#'));
-        assert_eq!(
-            p.rejected,
-            ["result[2]: expected a JSON object, found null"]
-        );
+        assert_eq!(p.rejected, ["result[2]: expected a JSON object, found null"]);
     }
 
     #[test]
     fn empty_pages() {
-        for (status, body) in [
-            (204, ""),
-            (200, r#"{"ok":1,"wait_time":30,"result":[]}"#),
-            (200, r#"{"ok":1,"result":null}"#),
-        ] {
-            assert!(
-                matches!(
-                    classify("dlp", "i", &response(status, &[], body)),
-                    Ok(Reply::Empty { .. })
-                ),
-                "{body}"
-            );
+        for (status, body) in
+            [(204, ""), (200, r#"{"ok":1,"wait_time":30,"result":[]}"#), (200, r#"{"ok":1,"result":null}"#)]
+        {
+            assert!(matches!(classify("dlp", "i", &response(status, &[], body)), Ok(Reply::Empty { .. })), "{body}");
         }
         assert!(matches!(
             parse_page("dlp", br#"{"ok":1,"wait_time":"30","result":[]}"#),
             Ok(Reply::Empty { wait_time: 30 })
         ));
-        assert!(matches!(
-            parse_page("dlp", br#"{"ok":1,"wait_time":0.2}"#),
-            Ok(Reply::Empty { wait_time: 1 })
-        ));
+        assert!(matches!(parse_page("dlp", br#"{"ok":1,"wait_time":0.2}"#), Ok(Reply::Empty { wait_time: 1 })));
     }
 
     #[test]
     fn not_ok_is_a_vendor_error() {
-        for body in [
-            r#"{"ok":0,"message":"index busy"}"#,
-            r#"{"result":[]}"#,
-            "<html>",
-            "[1]",
-        ] {
+        for body in [r#"{"ok":0,"message":"index busy"}"#, r#"{"result":[]}"#, "<html>", "[1]"] {
             let e = classify("dlp", "i", &response(200, &[], body)).unwrap_err();
-            assert!(
-                matches!(&e, Error::Vendor(m) if m.contains("`dlp`")),
-                "{body}: {e}"
-            );
+            assert!(matches!(&e, Error::Vendor(m) if m.contains("`dlp`")), "{body}: {e}");
         }
     }
 
     #[test]
     fn error_statuses() {
-        let e = classify(
-            "dlp",
-            "i",
-            &response(403, &[], r#"{"message":"Invalid token or missing scope"}"#),
-        )
-        .unwrap_err();
+        let e =
+            classify("dlp", "i", &response(403, &[], r#"{"message":"Invalid token or missing scope"}"#)).unwrap_err();
         assert!(
             matches!(&e, Error::Auth(m) if m.contains("Invalid token or missing scope") && m.contains("/api/v2/events/dataexport/alerts/dlp")),
             "{e}"
         );
-        let e = classify(
-            "content",
-            "i",
-            &response(
-                404,
-                &[],
-                r#"{"message":"This dataexporter does not exist"}"#,
-            ),
-        )
-        .unwrap_err();
+        let e = classify("content", "i", &response(404, &[], r#"{"message":"This dataexporter does not exist"}"#))
+            .unwrap_err();
         assert!(
             matches!(&e, Error::NotFound(m) if m.contains("`content`") && m.contains("This dataexporter does not exist")),
             "{e}"
         );
         let e = classify("dlp", "idx", &response(409, &[], "Conflict")).unwrap_err();
-        assert!(
-            matches!(&e, Error::Vendor(m) if m.contains("`idx`") && m.contains("concurrent")),
-            "{e}"
-        );
+        assert!(matches!(&e, Error::Vendor(m) if m.contains("`idx`") && m.contains("concurrent")), "{e}");
         let e = classify("dlp", "i", &response(500, &[], "  oops\n")).unwrap_err();
-        assert!(
-            matches!(&e, Error::Vendor(m) if m.ends_with("HTTP 500: oops")),
-            "{e}"
-        );
+        assert!(matches!(&e, Error::Vendor(m) if m.ends_with("HTTP 500: oops")), "{e}");
     }
 
     #[test]
     fn rate_limit_headers() {
         let r = response(429, &[("Retry-After", "7"), ("ratelimit-reset", "9")], "");
-        assert!(matches!(
-            classify("dlp", "i", &r),
-            Ok(Reply::RateLimited {
-                retry_after: Some(7)
-            })
-        ));
+        assert!(matches!(classify("dlp", "i", &r), Ok(Reply::RateLimited { retry_after: Some(7) })));
         let r = response(429, &[("ratelimit-reset", "9")], "");
-        assert!(matches!(
-            classify("dlp", "i", &r),
-            Ok(Reply::RateLimited {
-                retry_after: Some(9)
-            })
-        ));
+        assert!(matches!(classify("dlp", "i", &r), Ok(Reply::RateLimited { retry_after: Some(9) })));
         assert_eq!(
-            rate_limit_pause(&response(
-                200,
-                &[("RateLimit-Remaining", "0"), ("RateLimit-Reset", "3")],
-                ""
-            )),
+            rate_limit_pause(&response(200, &[("RateLimit-Remaining", "0"), ("RateLimit-Reset", "3")], "")),
             Some(3)
         );
-        assert_eq!(
-            rate_limit_pause(&response(200, &[("ratelimit-remaining", "4")], "")),
-            None
-        );
+        assert_eq!(rate_limit_pause(&response(200, &[("ratelimit-remaining", "4")], "")), None);
     }
 
     #[test]
     fn fingerprint_separates_keys() {
-        assert_ne!(
-            fingerprint(["ab", "c"]).ids_hash,
-            fingerprint(["a", "bc"]).ids_hash
-        );
+        assert_ne!(fingerprint(["ab", "c"]).ids_hash, fingerprint(["a", "bc"]).ids_hash);
         let f = fingerprint(std::iter::empty());
         assert_eq!((f.count, f.first_id.as_str()), (0, ""));
         assert_ne!(dedup_key("a1"), dedup_key("a2"));

@@ -62,10 +62,7 @@ impl TryFrom<String> for Op {
         match s.as_str() {
             "next" => Ok(Op::Next),
             "resend" => Ok(Op::Resend),
-            t => t
-                .parse()
-                .map(Op::Epoch)
-                .map_err(|_| format!("unknown operation `{t}`")),
+            t => t.parse().map(Op::Epoch).map_err(|_| format!("unknown operation `{t}`")),
         }
     }
 }
@@ -118,11 +115,7 @@ pub struct Cursor {
 impl Cursor {
     /// A cursor for a source that has never committed.
     pub fn new(index: &str) -> Self {
-        Self {
-            version: VERSION,
-            index: index.to_string(),
-            types: BTreeMap::new(),
-        }
+        Self { version: VERSION, index: index.to_string(), types: BTreeMap::new() }
     }
 
     /// Parses a committed cursor and adapts it to the configured `index`.
@@ -147,10 +140,7 @@ impl Cursor {
         if cursor.index != index {
             cursor.types.retain(|_, state| state.last_ts.is_some());
             for state in cursor.types.values_mut() {
-                *state = TypeState {
-                    inflight: state.last_ts.map(Op::Epoch),
-                    ..TypeState::default()
-                };
+                *state = TypeState { inflight: state.last_ts.map(Op::Epoch), ..TypeState::default() };
             }
             cursor.index = index.to_string();
         }
@@ -188,21 +178,14 @@ mod tests {
     use super::*;
 
     fn fp() -> Fingerprint {
-        Fingerprint {
-            count: 2,
-            first_id: "a".into(),
-            last_id: "b".into(),
-            ids_hash: "00ff".into(),
-        }
+        Fingerprint { count: 2, first_id: "a".into(), last_id: "b".into(), ids_hash: "00ff".into() }
     }
 
     #[test]
     fn op_round_trips_as_text() {
-        for (op, text) in [
-            (Op::Epoch(1_722_280_000), "\"1722280000\""),
-            (Op::Next, "\"next\""),
-            (Op::Resend, "\"resend\""),
-        ] {
+        for (op, text) in
+            [(Op::Epoch(1_722_280_000), "\"1722280000\""), (Op::Next, "\"next\""), (Op::Resend, "\"resend\"")]
+        {
             assert_eq!(serde_json::to_string(&op).unwrap(), text);
             assert_eq!(serde_json::from_str::<Op>(text).unwrap(), op);
         }
@@ -214,20 +197,10 @@ mod tests {
         let now = 1_000_000;
         assert_eq!(choose_op(None, now, 24), Op::Epoch(now - 86_400));
         assert_eq!(choose_op(None, 10, 24), Op::Epoch(0));
-        let idle = TypeState {
-            last_page: Some(fp()),
-            ..TypeState::default()
-        };
+        let idle = TypeState { last_page: Some(fp()), ..TypeState::default() };
         assert_eq!(choose_op(Some(&idle), now, 24), Op::Next);
-        for (inflight, expected) in [
-            (Op::Epoch(5), Op::Epoch(5)),
-            (Op::Next, Op::Resend),
-            (Op::Resend, Op::Resend),
-        ] {
-            let s = TypeState {
-                inflight: Some(inflight),
-                ..idle.clone()
-            };
+        for (inflight, expected) in [(Op::Epoch(5), Op::Epoch(5)), (Op::Next, Op::Resend), (Op::Resend, Op::Resend)] {
+            let s = TypeState { inflight: Some(inflight), ..idle.clone() };
             assert_eq!(choose_op(Some(&s), now, 24), expected, "{inflight}");
         }
     }
@@ -237,12 +210,7 @@ mod tests {
         let mut c = Cursor::new("siphon-prod");
         c.types.insert(
             "dlp".into(),
-            TypeState {
-                inflight: Some(Op::Next),
-                last_page: Some(fp()),
-                last_ts: Some(7),
-                not_before_ms: None,
-            },
+            TypeState { inflight: Some(Op::Next), last_page: Some(fp()), last_ts: Some(7), not_before_ms: None },
         );
         c.types.insert("malware".into(), TypeState::default());
         let json = c.to_json().unwrap();
@@ -255,10 +223,7 @@ mod tests {
 
     #[test]
     fn load_rejects_foreign_cursors() {
-        assert!(matches!(
-            Cursor::load(Some("{\"done\":true}"), "i"),
-            Err(Error::Config(_))
-        ));
+        assert!(matches!(Cursor::load(Some("{\"done\":true}"), "i"), Err(Error::Config(_))));
         assert!(
             matches!(Cursor::load(Some(r#"{"version":2,"index":"i"}"#), "i"), Err(Error::Config(m)) if m.contains("version 2"))
         );
@@ -272,18 +237,8 @@ mod tests {
             "uba":{"inflight":"1000"}}}"#;
         let c = Cursor::load(Some(text), "new").unwrap();
         assert_eq!(c.index, "new");
-        assert_eq!(
-            c.types.len(),
-            1,
-            "a type that never delivered starts afresh"
-        );
-        assert_eq!(
-            c.types["dlp"],
-            TypeState {
-                inflight: Some(Op::Epoch(500)),
-                ..TypeState::default()
-            }
-        );
+        assert_eq!(c.types.len(), 1, "a type that never delivered starts afresh");
+        assert_eq!(c.types["dlp"], TypeState { inflight: Some(Op::Epoch(500)), ..TypeState::default() });
         assert_eq!(choose_op(c.types.get("dlp"), 10_000, 24), Op::Epoch(500));
     }
 }

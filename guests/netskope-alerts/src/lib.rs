@@ -18,9 +18,7 @@ pub mod settings;
 
 use siphon_sdk::http::Response;
 use siphon_sdk::log::Level;
-use siphon_sdk::{
-    Collector, Error, Info, Record, Summary, checkpoint, config, export_collector, sink, time,
-};
+use siphon_sdk::{Collector, Error, Info, Record, Summary, checkpoint, config, export_collector, sink, time};
 
 use crate::cursor::{Cursor, Op};
 use crate::settings::Settings;
@@ -42,10 +40,7 @@ impl Collector for NetskopeAlerts {
         let settings = Settings::parse(&config::source_name(), config::setting)?;
         let token = config::required_secret(settings::API_TOKEN)?;
         let cursor = Cursor::load(checkpoint::load().as_deref(), &settings.index)?;
-        let mut env = SdkEnv {
-            settings: &settings,
-            token,
-        };
+        let mut env = SdkEnv { settings: &settings, token };
         run::run(&mut env, &settings, cursor)
     }
 }

@@ -66,18 +66,8 @@ struct Tally {
 /// An error ends the run at once: pages of earlier types (and earlier pages of
 /// the failing type) are already committed.
 pub fn run(env: &mut impl Env, settings: &Settings, cursor: Cursor) -> Result<Summary, Error> {
-    let mut run = Run {
-        env,
-        settings,
-        cursor,
-        seen: BTreeSet::new(),
-        pause_until_ms: 0,
-        last_status: None,
-    };
-    let mut summary = Summary {
-        caught_up: true,
-        ..Summary::default()
-    };
+    let mut run = Run { env, settings, cursor, seen: BTreeSet::new(), pause_until_ms: 0, last_status: None };
+    let mut summary = Summary { caught_up: true, ..Summary::default() };
     let mut notes = Vec::with_capacity(settings.alert_types.len());
     for alert_type in &settings.alert_types {
         let mut tally = Tally::default();
@@ -96,10 +86,7 @@ fn describe(alert_type: &str, tally: &Tally, outcome: Outcome) -> String {
     let mut s = format!("{alert_type}: ");
     if tally.pages > 0 {
         let plural = if tally.pages == 1 { "" } else { "s" };
-        s.push_str(&format!(
-            "{} page{plural}, {} alerts, ",
-            tally.pages, tally.records
-        ));
+        s.push_str(&format!("{} page{plural}, {} alerts, ", tally.pages, tally.records));
     }
     match outcome {
         Outcome::CaughtUp => s.push_str("caught up"),
@@ -127,26 +114,16 @@ impl<E: Env> Run<'_, E> {
         let max_wait_ms = self.settings.max_wait_seconds.saturating_mul(1_000);
         for _ in 0..self.settings.max_pages_per_run {
             // Honour the previous response's wait_time, within this run or across runs.
-            if let Some(not_before) = self
-                .cursor
-                .types
-                .get(alert_type)
-                .and_then(|s| s.not_before_ms)
-            {
+            if let Some(not_before) = self.cursor.types.get(alert_type).and_then(|s| s.not_before_ms) {
                 let remaining = not_before.saturating_sub(self.env.now_ms());
                 if remaining > max_wait_ms {
-                    return Ok(Outcome::Waiting {
-                        seconds: remaining.div_ceil(1_000),
-                    });
+                    return Ok(Outcome::Waiting { seconds: remaining.div_ceil(1_000) });
                 }
                 self.env.sleep_ms(remaining);
             }
 
-            let op = choose_op(
-                self.cursor.types.get(alert_type),
-                self.env.now_ms() / 1_000,
-                self.settings.lookback_hours,
-            );
+            let op =
+                choose_op(self.cursor.types.get(alert_type), self.env.now_ms() / 1_000, self.settings.lookback_hours);
             // Record the operation before sending it: if the run dies before
             // the delivery commit below, the next run knows a page may have
             // been consumed and asks for it again. No records are pending
@@ -189,18 +166,10 @@ impl<E: Env> Run<'_, E> {
             };
 
             for why in &page.rejected {
-                self.env.log(
-                    Level::Warn,
-                    &format!("{alert_type}: skipped a record that is not a JSON object: {why}"),
-                );
+                self.env.log(Level::Warn, &format!("{alert_type}: skipped a record that is not a JSON object: {why}"));
             }
             let already_delivered = op == Op::Resend
-                && self
-                    .cursor
-                    .types
-                    .get(alert_type)
-                    .and_then(|s| s.last_page.as_ref())
-                    == Some(&page.fingerprint);
+                && self.cursor.types.get(alert_type).and_then(|s| s.last_page.as_ref()) == Some(&page.fingerprint);
             if already_delivered {
                 // The previous run died after committing `inflight` but before
                 // its request consumed a page, so `resend` returned the page it
@@ -242,10 +211,7 @@ impl<E: Env> Run<'_, E> {
             tally.records += delivered;
             self.env.log(
                 Level::Info,
-                &format!(
-                    "{alert_type}: operation={op} delivered {delivered} alerts, wait_time={}s",
-                    page.wait_time
-                ),
+                &format!("{alert_type}: operation={op} delivered {delivered} alerts, wait_time={}s", page.wait_time),
             );
             if page.returned < self.settings.full_page {
                 return Ok(Outcome::CaughtUp);
@@ -282,8 +248,7 @@ impl<E: Env> Run<'_, E> {
                         Level::Warn,
                         &format!("{alert_type}: HTTP 429, retry {retries}/{RATE_LIMIT_RETRIES} in {wait_s}s"),
                     );
-                    self.env
-                        .sleep_ms(wait_s.saturating_mul(1_000).min(max_wait_ms));
+                    self.env.sleep_ms(wait_s.saturating_mul(1_000).min(max_wait_ms));
                     // The sleep above already honours this response's reset.
                     self.pause_until_ms = 0;
                 }

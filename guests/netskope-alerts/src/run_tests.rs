@@ -30,36 +30,20 @@ impl Server {
             let list = (0..*n)
                 .map(|i| {
                     serial += 1;
-                    (
-                        format!("{t}-{serial:04}"),
-                        NOW_MS / 1_000 - 3_600 + i as u64,
-                    )
+                    (format!("{t}-{serial:04}"), NOW_MS / 1_000 - 3_600 + i as u64)
                 })
                 .collect();
             records.insert(t.to_string(), list);
         }
-        Self {
-            records,
-            page_size,
-            wait_time: 0,
-            bookmarks: BTreeMap::new(),
-            faults: VecDeque::new(),
-            headers: vec![],
-        }
+        Self { records, page_size, wait_time: 0, bookmarks: BTreeMap::new(), faults: VecDeque::new(), headers: vec![] }
     }
 
     fn json(id: &str, ts: u64) -> String {
-        format!(
-            r#"{{"_id":"{id}","timestamp":{ts},"dlp_incident_id":4871139218723649281,"user":"jörg"}}"#
-        )
+        format!(r#"{{"_id":"{id}","timestamp":{ts},"dlp_incident_id":4871139218723649281,"user":"jörg"}}"#)
     }
 
     fn all_json(&self) -> Vec<String> {
-        self.records
-            .values()
-            .flatten()
-            .map(|(id, ts)| Self::json(id, *ts))
-            .collect()
+        self.records.values().flatten().map(|(id, ts)| Self::json(id, *ts)).collect()
     }
 
     fn serve(&mut self, alert_type: &str, op: Op) -> Response {
@@ -67,11 +51,7 @@ impl Server {
             return fault;
         }
         let Some(list) = self.records.get(alert_type) else {
-            return response(
-                404,
-                &[],
-                r#"{"message":"This dataexporter does not exist"}"#,
-            );
+            return response(404, &[], r#"{"message":"This dataexporter does not exist"}"#);
         };
         let page = |start: usize| start..(start + self.page_size).min(list.len());
         let range = match op {
@@ -80,29 +60,17 @@ impl Server {
             Op::Next => page(self.bookmarks.get(alert_type).map_or(0, |b| b.0)),
         };
         if op != Op::Resend {
-            self.bookmarks
-                .insert(alert_type.to_string(), (range.end, range.clone()));
+            self.bookmarks.insert(alert_type.to_string(), (range.end, range.clone()));
         }
-        let result: Vec<String> = list[range]
-            .iter()
-            .map(|(id, ts)| Self::json(id, *ts))
-            .collect();
+        let result: Vec<String> = list[range].iter().map(|(id, ts)| Self::json(id, *ts)).collect();
         // Pretty-ish spacing, so compaction is exercised.
-        let body = format!(
-            r#"{{"ok": 1, "wait_time": {}, "result": [ {} ]}}"#,
-            self.wait_time,
-            result.join(",\n ")
-        );
+        let body = format!(r#"{{"ok": 1, "wait_time": {}, "result": [ {} ]}}"#, self.wait_time, result.join(",\n "));
         response(200, &self.headers, &body)
     }
 }
 
 fn response(status: u16, headers: &[(&str, &str)], body: &str) -> Response {
-    Response {
-        status,
-        headers: headers.iter().copied().collect::<Headers>(),
-        body: body.as_bytes().to_vec(),
-    }
+    Response { status, headers: headers.iter().copied().collect::<Headers>(), body: body.as_bytes().to_vec() }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -173,8 +141,7 @@ impl Env for Fake {
     }
 
     fn fetch(&mut self, alert_type: &str, op: Op) -> Result<Response, Error> {
-        self.fetches
-            .push((alert_type.to_string(), op, self.committed.clone()));
+        self.fetches.push((alert_type.to_string(), op, self.committed.clone()));
         let n = self.fetches.len();
         match self.crash {
             Some(Crash::BeforeServer(k)) if k == n => return Err(Error::Transport("crash".into())),
@@ -199,8 +166,7 @@ impl Env for Fake {
         if self.crash == Some(Crash::AtCommit(self.commits)) {
             return Err(Error::Host("crash".into()));
         }
-        self.delivered
-            .extend(self.pending.drain(..).map(Record::into_string));
+        self.delivered.extend(self.pending.drain(..).map(Record::into_string));
         self.committed = Some(cursor.to_string());
         Ok(())
     }
@@ -211,10 +177,7 @@ impl Env for Fake {
 fn settings(types: &[&str], pairs: &[(&str, &str)]) -> Settings {
     let types = types.join(",");
     Settings::parse("test", |k| {
-        let given = pairs
-            .iter()
-            .find(|(key, _)| *key == k)
-            .map(|(_, v)| v.to_string());
+        let given = pairs.iter().find(|(key, _)| *key == k).map(|(_, v)| v.to_string());
         given.or_else(|| match k {
             "base_url" => Some("https://acme.goskope.com".into()),
             "alert_types" => Some(types.clone()),
@@ -231,33 +194,15 @@ fn first_run_starts_at_lookback_and_pages_until_a_short_page() {
     let s = settings(&["dlp", "malware"], &[]);
     let summary = fake.run(&s).unwrap();
     let ops: Vec<Op> = fake.fetches.iter().map(|f| f.1).collect();
-    assert_eq!(
-        ops,
-        [
-            Op::Epoch(NOW_MS / 1_000 - 86_400),
-            Op::Next,
-            Op::Next,
-            Op::Epoch(NOW_MS / 1_000 - 86_400)
-        ]
-    );
-    assert_eq!(
-        fake.delivered,
-        fake.server.all_json(),
-        "byte-exact, in order, once"
-    );
+    assert_eq!(ops, [Op::Epoch(NOW_MS / 1_000 - 86_400), Op::Next, Op::Next, Op::Epoch(NOW_MS / 1_000 - 86_400)]);
+    assert_eq!(fake.delivered, fake.server.all_json(), "byte-exact, in order, once");
     assert_eq!(summary.pages, 3);
     assert!(summary.caught_up);
-    assert_eq!(
-        summary.note.as_deref(),
-        Some("dlp: 3 pages, 25 alerts, caught up; malware: caught up")
-    );
+    assert_eq!(summary.note.as_deref(), Some("dlp: 3 pages, 25 alerts, caught up; malware: caught up"));
 
     // The next run continues with `next` on both types.
     fake.run(&s).unwrap();
-    assert_eq!(
-        fake.fetches[4..].iter().map(|f| f.1).collect::<Vec<_>>(),
-        [Op::Next, Op::Next]
-    );
+    assert_eq!(fake.fetches[4..].iter().map(|f| f.1).collect::<Vec<_>>(), [Op::Next, Op::Next]);
     let dlp = &fake.cursor().types["dlp"];
     assert_eq!(dlp.last_ts, Some(NOW_MS / 1_000 - 3_600 + 24));
     assert_eq!(dlp.inflight, None);
@@ -287,19 +232,11 @@ fn survives(crash: Crash) {
         let summary = fake.run(&s).unwrap();
         duplicates += summary.duplicates;
     }
-    assert_eq!(
-        fake.delivered,
-        fake.server.all_json(),
-        "{crash:?} (first run: {first:?})"
-    );
+    assert_eq!(fake.delivered, fake.server.all_json(), "{crash:?} (first run: {first:?})");
     // A lost `next` is followed by a `resend` that returns the page delivered
     // before it: recognised by its fingerprint and skipped.
-    if matches!(crash, Crash::BeforeServer(n) if n <= first_run_fetches && fake.fetches[n - 1].1 == Op::Next)
-    {
-        assert!(
-            duplicates > 0,
-            "{crash:?}: the resent page is recognised and skipped"
-        );
+    if matches!(crash, Crash::BeforeServer(n) if n <= first_run_fetches && fake.fetches[n - 1].1 == Op::Next) {
+        assert!(duplicates > 0, "{crash:?}: the resent page is recognised and skipped");
     }
 }
 
@@ -363,23 +300,15 @@ fn a_wait_beyond_the_cap_ends_the_type_until_a_later_run() {
 fn http_429_is_retried_with_retry_after_then_gives_up() {
     let mut fake = Fake::new(Server::new(&[("dlp", 5)], 10));
     let too_many = response(429, &[("Retry-After", "2")], "");
-    fake.server
-        .faults
-        .extend([too_many.clone(), too_many.clone()]);
+    fake.server.faults.extend([too_many.clone(), too_many.clone()]);
     fake.run(&settings(&["dlp"], &[])).unwrap();
     assert_eq!(fake.sleeps, [2_000, 2_000]);
     assert_eq!(fake.delivered.len(), 5);
 
     let mut fake = Fake::new(Server::new(&[("dlp", 5)], 10));
-    fake.server.faults.extend(std::iter::repeat_n(
-        response(429, &[("Retry-After", "900")], ""),
-        4,
-    ));
+    fake.server.faults.extend(std::iter::repeat_n(response(429, &[("Retry-After", "900")], ""), 4));
     let e = fake.run(&settings(&["dlp"], &[])).unwrap_err();
-    assert!(
-        matches!(&e, Error::RateLimited(m) if m.contains("4 attempts")),
-        "{e}"
-    );
+    assert!(matches!(&e, Error::RateLimited(m) if m.contains("4 attempts")), "{e}");
     assert_eq!(fake.sleeps, [60_000; 3], "capped at max_wait_seconds");
 }
 
@@ -390,11 +319,7 @@ fn an_exhausted_rate_limit_window_pauses_the_next_call() {
     let mut fake = Fake::new(server);
     fake.run(&settings(&["dlp"], &[])).unwrap();
     assert_eq!(fake.fetches.len(), 2);
-    assert_eq!(
-        fake.sleeps,
-        [3_000],
-        "no pause before the first call, the reset before the second"
-    );
+    assert_eq!(fake.sleeps, [3_000], "no pause before the first call, the reset before the second");
 }
 
 #[test]
@@ -405,19 +330,12 @@ fn an_auth_failure_ends_the_run_after_committing_earlier_types() {
         response(403, &[], r#"{"message":"Invalid token or missing scope"}"#),
     ]);
     let e = fake.run(&settings(&["dlp", "uba"], &[])).unwrap_err();
-    assert!(
-        matches!(&e, Error::Auth(m) if m.contains("`uba`") && m.contains("missing scope")),
-        "{e}"
-    );
+    assert!(matches!(&e, Error::Auth(m) if m.contains("`uba`") && m.contains("missing scope")), "{e}");
     assert_eq!(fake.delivered, [r#"{"_id":"x","timestamp":1}"#]);
     // The refused type never started: its marker is taken back, so the
     // checkpoint says exactly what it said before the refused request.
     let cursor = fake.cursor();
-    assert!(
-        !cursor.types.contains_key("uba"),
-        "{:?}",
-        cursor.types.keys()
-    );
+    assert!(!cursor.types.contains_key("uba"), "{:?}", cursor.types.keys());
     assert!(cursor.types["dlp"].inflight.is_none());
 }
 
@@ -426,24 +344,11 @@ fn after_a_server_error_the_next_run_resends() {
     let mut fake = Fake::new(Server::new(&[("dlp", 15)], 10));
     let s = settings(&["dlp"], &[]);
     fake.run(&s).unwrap();
-    fake.server
-        .records
-        .get_mut("dlp")
-        .unwrap()
-        .push(("dlp-late".into(), NOW_MS / 1_000));
-    fake.server
-        .faults
-        .push_back(response(504, &[], "Gateway Timeout"));
+    fake.server.records.get_mut("dlp").unwrap().push(("dlp-late".into(), NOW_MS / 1_000));
+    fake.server.faults.push_back(response(504, &[], "Gateway Timeout"));
     let e = fake.run(&s).unwrap_err();
-    assert!(
-        matches!(&e, Error::Vendor(m) if m.contains("HTTP 504")),
-        "{e}"
-    );
-    assert_eq!(
-        fake.cursor().types["dlp"].inflight,
-        Some(Op::Next),
-        "a page may have been consumed"
-    );
+    assert!(matches!(&e, Error::Vendor(m) if m.contains("HTTP 504")), "{e}");
+    assert_eq!(fake.cursor().types["dlp"].inflight, Some(Op::Next), "a page may have been consumed");
     fake.run(&s).unwrap();
     assert_eq!(fake.fetches.last().map(|f| f.1), Some(Op::Next));
     assert_eq!(fake.delivered, fake.server.all_json());
@@ -453,27 +358,13 @@ fn after_a_server_error_the_next_run_resends() {
 fn duplicates_within_a_run_are_dropped() {
     let mut fake = Fake::new(Server::new(&[("dlp", 0)], 10));
     let page = |ids: &[&str]| {
-        let result: Vec<String> = ids
-            .iter()
-            .map(|id| format!(r#"{{"_id":"{id}"}}"#))
-            .collect();
-        response(
-            200,
-            &[],
-            &format!(r#"{{"ok":1,"result":[{}]}}"#, result.join(",")),
-        )
+        let result: Vec<String> = ids.iter().map(|id| format!(r#"{{"_id":"{id}"}}"#)).collect();
+        response(200, &[], &format!(r#"{{"ok":1,"result":[{}]}}"#, result.join(",")))
     };
-    fake.server
-        .faults
-        .extend([page(&["a", "b"]), page(&["b", "c"])]);
-    let summary = fake
-        .run(&settings(&["dlp"], &[("full_page", "2")]))
-        .unwrap();
+    fake.server.faults.extend([page(&["a", "b"]), page(&["b", "c"])]);
+    let summary = fake.run(&settings(&["dlp"], &[("full_page", "2")])).unwrap();
     assert_eq!(summary.duplicates, 1);
-    assert_eq!(
-        fake.delivered,
-        [r#"{"_id":"a"}"#, r#"{"_id":"b"}"#, r#"{"_id":"c"}"#]
-    );
+    assert_eq!(fake.delivered, [r#"{"_id":"a"}"#, r#"{"_id":"b"}"#, r#"{"_id":"c"}"#]);
 }
 
 #[test]
@@ -487,19 +378,14 @@ fn no_content_and_page_limit() {
     let summary = fake.run(&s).unwrap();
     assert_eq!(summary.pages, 3);
     assert!(!summary.caught_up);
-    assert_eq!(
-        summary.note.as_deref(),
-        Some("dlp: 3 pages, 30 alerts, page limit reached, more waiting")
-    );
+    assert_eq!(summary.note.as_deref(), Some("dlp: 3 pages, 30 alerts, page limit reached, more waiting"));
 }
 
 #[test]
 fn a_renamed_index_reseeds_from_the_last_delivered_second() {
     let mut fake = Fake::new(Server::new(&[("dlp", 15)], 10));
-    fake.run(&settings(&["dlp"], &[("index", "siphon-test")]))
-        .unwrap();
+    fake.run(&settings(&["dlp"], &[("index", "siphon-test")])).unwrap();
     let last_ts = fake.cursor().types["dlp"].last_ts.unwrap();
-    fake.run(&settings(&["dlp"], &[("index", "renamed")]))
-        .unwrap();
+    fake.run(&settings(&["dlp"], &[("index", "renamed")])).unwrap();
     assert_eq!(fake.fetches.last().map(|f| f.1), Some(Op::Epoch(last_ts)));
 }

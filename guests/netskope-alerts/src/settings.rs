@@ -103,24 +103,16 @@ impl Settings {
     /// each key through `get`.
     pub fn parse(source_name: &str, get: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
         let u64_or = |key: &str, default: u64| -> Result<u64, Error> {
-            get(key).map_or(Ok(default), |v| {
-                parse_u64(&v).map_err(|why| invalid(key, &v, &why))
-            })
+            get(key).map_or(Ok(default), |v| parse_u64(&v).map_err(|why| invalid(key, &v, &why)))
         };
         let at_least_one = |key: &str, value: u64| -> Result<u64, Error> {
-            if value == 0 {
-                Err(invalid(key, "0", "must be at least 1"))
-            } else {
-                Ok(value)
-            }
+            if value == 0 { Err(invalid(key, "0", "must be at least 1")) } else { Ok(value) }
         };
 
         let base_url = match get("base_url") {
             Some(v) => parse_base_url(&v)?,
             None => {
-                return Err(Error::Config(
-                    "setting `base_url` is required, e.g. https://acme.goskope.com".into(),
-                ));
+                return Err(Error::Config("setting `base_url` is required, e.g. https://acme.goskope.com".into()));
             }
         };
         let alert_types = match get("alert_types") {
@@ -134,10 +126,7 @@ impl Settings {
             Some(v) => v.trim().to_string(),
             None => format!("siphon-{source_name}"),
         };
-        let max_pages = at_least_one(
-            "max_pages_per_run",
-            u64_or("max_pages_per_run", DEFAULT_MAX_PAGES_PER_RUN)?,
-        )?;
+        let max_pages = at_least_one("max_pages_per_run", u64_or("max_pages_per_run", DEFAULT_MAX_PAGES_PER_RUN)?)?;
         let full_page = at_least_one("full_page", u64_or("full_page", DEFAULT_FULL_PAGE)?)?;
         Ok(Self {
             base_url,
@@ -154,17 +143,11 @@ impl Settings {
 fn parse_base_url(value: &str) -> Result<String, Error> {
     let url = value.trim().trim_end_matches('/');
     let lower = url.to_ascii_lowercase();
-    let host = lower
-        .strip_prefix("https://")
-        .or_else(|| lower.strip_prefix("http://"));
+    let host = lower.strip_prefix("https://").or_else(|| lower.strip_prefix("http://"));
     match host {
         None => Err(invalid("base_url", value, "must start with https://")),
         Some("") => Err(invalid("base_url", value, "has no host name")),
-        Some(h) if h.contains(['?', '#']) => Err(invalid(
-            "base_url",
-            value,
-            "must not contain a query or fragment",
-        )),
+        Some(h) if h.contains(['?', '#']) => Err(invalid("base_url", value, "must not contain a query or fragment")),
         Some(_) => Ok(url.to_string()),
     }
 }
@@ -175,15 +158,8 @@ fn parse_alert_types(value: &str) -> Result<Vec<String>, Error> {
     for item in items {
         let t = item.to_ascii_lowercase();
         // The type becomes a path segment: allow only what Netskope names use.
-        if !t
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-        {
-            return Err(invalid(
-                "alert_types",
-                value,
-                &format!("`{item}` is not an alert type name"),
-            ));
+        if !t.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-') {
+            return Err(invalid("alert_types", value, &format!("`{item}` is not an alert type name")));
         }
         if !types.contains(&t) {
             types.push(t);
@@ -200,12 +176,7 @@ mod tests {
     use super::*;
 
     fn parse(pairs: &[(&str, &str)]) -> Result<Settings, Error> {
-        Settings::parse("prod", |k| {
-            pairs
-                .iter()
-                .find(|(key, _)| *key == k)
-                .map(|(_, v)| v.to_string())
-        })
+        Settings::parse("prod", |k| pairs.iter().find(|(key, _)| *key == k).map(|(_, v)| v.to_string()))
     }
 
     #[test]
@@ -214,15 +185,7 @@ mod tests {
         assert_eq!(s.base_url, "https://acme.goskope.com");
         assert_eq!(s.alert_types.len(), 11);
         assert_eq!(s.index, "siphon-prod");
-        assert_eq!(
-            (
-                s.lookback_hours,
-                s.max_pages_per_run,
-                s.max_wait_seconds,
-                s.full_page
-            ),
-            (24, 50, 60, 10_000)
-        );
+        assert_eq!((s.lookback_hours, s.max_pages_per_run, s.max_wait_seconds, s.full_page), (24, 50, 60, 10_000));
     }
 
     #[test]
@@ -239,15 +202,7 @@ mod tests {
         .unwrap();
         assert_eq!(s.alert_types, ["dlp", "malware"]);
         assert_eq!(s.index, "acme-siem-01");
-        assert_eq!(
-            (
-                s.lookback_hours,
-                s.max_pages_per_run,
-                s.max_wait_seconds,
-                s.full_page
-            ),
-            (0, 3, 5, 100)
-        );
+        assert_eq!((s.lookback_hours, s.max_pages_per_run, s.max_wait_seconds, s.full_page), (0, 3, 5, 100));
     }
 
     #[test]

@@ -14,7 +14,8 @@ const DLP: &str = "https://acme.goskope.com/api/v2/events/dataexport/alerts/dlp"
 /// Two DLP alerts as the vendor sends them: a u64 above 2^53, non-ASCII
 /// text, and key order that a re-serialisation would change.
 const A1: &str = r#"{"_id":"aaaaaaaaaaaaaaaaaaaaaa01","timestamp":1722282900,"alert_type":"DLP","dlp_incident_id":4871139218723649281,"user":"josé.müller@example.com","z":1,"a":2}"#;
-const A2: &str = r#"{"_id":"aaaaaaaaaaaaaaaaaaaaaa02","timestamp":1722282960,"alert_type":"dlp","object":"年度报告_2024.pdf"}"#;
+const A2: &str =
+    r#"{"_id":"aaaaaaaaaaaaaaaaaaaaaa02","timestamp":1722282960,"alert_type":"dlp","object":"年度报告_2024.pdf"}"#;
 const A3: &str = r#"{"_id":"aaaaaaaaaaaaaaaaaaaaaa03","timestamp":1722283000,"alert_type":"dlp"}"#;
 
 fn page(records: &[&str], wait_time: u64) -> Reply {
@@ -68,7 +69,11 @@ async fn later_runs_continue_with_next_and_page_until_a_short_page() {
     h.script_times(When::get(DLP), page(&[A1], 0), 1);
     assert!(h.run().await.unwrap().report.ok());
     h.clear_script();
-    h.script_times(When::get(DLP).query("operation", "next"), page(&[A2, A3, r#"{"_id":"x4","timestamp":1722283100}"#], 0), 1);
+    h.script_times(
+        When::get(DLP).query("operation", "next"),
+        page(&[A2, A3, r#"{"_id":"x4","timestamp":1722283100}"#], 0),
+        1,
+    );
     h.script_times(When::get(DLP).query("operation", "next"), page(&[], 5), 1);
     let run = h.run().await.unwrap();
     assert!(run.report.ok(), "{:?}", run.report.outcome);

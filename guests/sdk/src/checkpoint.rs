@@ -51,6 +51,5 @@ pub fn parse_json<T: DeserializeOwned>(text: &str) -> Result<T, Error> {
 
 /// A cursor as compact JSON text.
 pub fn to_json<T: Serialize + ?Sized>(cursor: &T) -> Result<String, Error> {
-    serde_json::to_string(cursor)
-        .map_err(|e| Error::Host(format!("cannot serialise the checkpoint: {e}")))
+    serde_json::to_string(cursor).map_err(|e| Error::Host(format!("cannot serialise the checkpoint: {e}")))
 }

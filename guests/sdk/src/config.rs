@@ -37,30 +37,22 @@ pub fn required_setting(name: &str) -> Result<String, Error> {
 
 /// A setting parsed with [`parse_u64`], or `default` when not configured.
 pub fn setting_u64_or(name: &str, default: u64) -> Result<u64, Error> {
-    setting(name).map_or(Ok(default), |v| {
-        parse_u64(&v).map_err(|why| invalid(name, &v, &why))
-    })
+    setting(name).map_or(Ok(default), |v| parse_u64(&v).map_err(|why| invalid(name, &v, &why)))
 }
 
 /// A setting parsed with [`parse_bool`], or `default` when not configured.
 pub fn setting_bool_or(name: &str, default: bool) -> Result<bool, Error> {
-    setting(name).map_or(Ok(default), |v| {
-        parse_bool(&v).map_err(|why| invalid(name, &v, &why))
-    })
+    setting(name).map_or(Ok(default), |v| parse_bool(&v).map_err(|why| invalid(name, &v, &why)))
 }
 
 /// A setting parsed with [`parse_duration`], or `default` when not configured.
 pub fn setting_duration_or(name: &str, default: Duration) -> Result<Duration, Error> {
-    setting(name).map_or(Ok(default), |v| {
-        parse_duration(&v).map_err(|why| invalid(name, &v, &why))
-    })
+    setting(name).map_or(Ok(default), |v| parse_duration(&v).map_err(|why| invalid(name, &v, &why)))
 }
 
 /// A setting parsed with [`parse_list`], or none when not configured.
 pub fn setting_list(name: &str) -> Result<Option<Vec<String>>, Error> {
-    setting(name)
-        .map(|v| parse_list(&v).map_err(|why| invalid(name, &v, &why)))
-        .transpose()
+    setting(name).map(|v| parse_list(&v).map_err(|why| invalid(name, &v, &why))).transpose()
 }
 
 /// A secret, or none when not configured. Never log it: the host scrubs
@@ -92,9 +84,7 @@ pub fn parse_u64(text: &str) -> Result<u64, String> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err("expected a non-negative whole number".to_string());
     }
-    digits
-        .parse()
-        .map_err(|_| "the number is too large".to_string())
+    digits.parse().map_err(|_| "the number is too large".to_string())
 }
 
 /// Parses `true`/`false` (also `yes`/`no`, `on`/`off`, `1`/`0`), any case.
@@ -110,12 +100,9 @@ pub fn parse_bool(text: &str) -> Result<bool, String> {
 /// `h` or `d` (no unit means seconds), e.g. `90`, `30s`, `5m`, `24h`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
-    let split = t
-        .find(|c: char| !c.is_ascii_digit() && c != '_')
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| !c.is_ascii_digit() && c != '_').unwrap_or(t.len());
     let (number, unit) = t.split_at(split);
-    let n = parse_u64(number)
-        .map_err(|_| "expected a whole number with an optional unit (ms, s, m, h, d)")?;
+    let n = parse_u64(number).map_err(|_| "expected a whole number with an optional unit (ms, s, m, h, d)")?;
     let secs = |mul: u64| n.checked_mul(mul).map(Duration::from_secs);
     let d = match unit.trim() {
         "ms" => Some(Duration::from_millis(n)),
@@ -137,11 +124,7 @@ pub fn parse_list(text: &str) -> Result<Vec<String>, String> {
     } else {
         t.split(',').map(str::to_string).collect()
     };
-    Ok(items
-        .into_iter()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect())
+    Ok(items.into_iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
 }
 
 #[cfg(test)]
@@ -179,14 +162,8 @@ mod tests {
 
     #[test]
     fn lists() {
-        assert_eq!(
-            parse_list(r#"["dlp", " malware "]"#),
-            Ok(vec!["dlp".to_string(), "malware".to_string()])
-        );
-        assert_eq!(
-            parse_list("dlp, malware,,"),
-            Ok(vec!["dlp".to_string(), "malware".to_string()])
-        );
+        assert_eq!(parse_list(r#"["dlp", " malware "]"#), Ok(vec!["dlp".to_string(), "malware".to_string()]));
+        assert_eq!(parse_list("dlp, malware,,"), Ok(vec!["dlp".to_string(), "malware".to_string()]));
         assert_eq!(parse_list(""), Ok(vec![]));
         assert!(parse_list("[1, 2]").is_err());
     }
@@ -194,11 +171,6 @@ mod tests {
     #[test]
     fn invalid_names_key_and_value() {
         let e = invalid("lookback_hours", "x", "expected a number");
-        assert_eq!(
-            e,
-            Error::Config(
-                "setting `lookback_hours` = \"x\" is invalid: expected a number".to_string()
-            )
-        );
+        assert_eq!(e, Error::Config("setting `lookback_hours` = \"x\" is invalid: expected a number".to_string()));
     }
 }

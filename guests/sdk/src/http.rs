@@ -64,14 +64,7 @@ impl Request {
     /// A request with `method` to `url` (`http://` or `https://`, with or
     /// without a query).
     pub fn new(method: Method, url: impl Into<String>) -> Self {
-        Self {
-            method,
-            url: url.into(),
-            query: Vec::new(),
-            headers: Vec::new(),
-            body: None,
-            deferred_error: None,
-        }
+        Self { method, url: url.into(), query: Vec::new(), headers: Vec::new(), body: None, deferred_error: None }
     }
 
     /// A `GET` request.
@@ -101,8 +94,7 @@ impl Request {
     /// Sets the body and its `Content-Type`.
     #[must_use]
     pub fn body(mut self, content_type: &str, body: impl Into<Vec<u8>>) -> Self {
-        self.headers
-            .push(("content-type".to_string(), content_type.to_string()));
+        self.headers.push(("content-type".to_string(), content_type.to_string()));
         self.body = Some(body.into());
         self
     }
@@ -112,10 +104,7 @@ impl Request {
     pub fn json<T: Serialize + ?Sized>(self, value: &T) -> Self {
         match serde_json::to_vec(value) {
             Ok(bytes) => self.body("application/json", bytes),
-            Err(e) => Self {
-                deferred_error: Some(format!("cannot serialise the JSON body: {e}")),
-                ..self
-            },
+            Err(e) => Self { deferred_error: Some(format!("cannot serialise the JSON body: {e}")), ..self },
         }
     }
 
@@ -123,11 +112,7 @@ impl Request {
     pub fn url(&self) -> String {
         let mut url = self.url.clone();
         for (i, (k, v)) in self.query.iter().enumerate() {
-            let sep = if i == 0 && !self.url.contains('?') {
-                '?'
-            } else {
-                '&'
-            };
+            let sep = if i == 0 && !self.url.contains('?') { '?' } else { '&' };
             url.push(sep);
             url.push_str(&percent_encode(k));
             url.push('=');
@@ -166,12 +151,7 @@ pub(crate) struct Target {
 
 impl Target {
     fn parse(url: &str) -> Result<Self, HttpError> {
-        let invalid = |why: &str| {
-            HttpError::new(
-                HttpErrorKind::InvalidRequest,
-                format!("invalid URL `{url}`: {why}"),
-            )
-        };
+        let invalid = |why: &str| HttpError::new(HttpErrorKind::InvalidRequest, format!("invalid URL `{url}`: {why}"));
         let (https, rest) = if let Some(rest) = strip_prefix_ignore_case(url, "https://") {
             (true, rest)
         } else if let Some(rest) = strip_prefix_ignore_case(url, "http://") {
@@ -187,14 +167,9 @@ impl Target {
             return Err(invalid("no host"));
         }
         if authority.contains('@') {
-            return Err(invalid(
-                "credentials in the URL are not supported; send them in a header",
-            ));
+            return Err(invalid("credentials in the URL are not supported; send them in a header"));
         }
-        if authority
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control())
-        {
+        if authority.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(invalid("the host contains whitespace"));
         }
         let path_with_query = match tail.chars().next() {
@@ -202,18 +177,13 @@ impl Target {
             Some('?') => format!("/{tail}"),
             Some(_) => tail.to_string(),
         };
-        Ok(Self {
-            https,
-            authority: authority.to_string(),
-            path_with_query,
-        })
+        Ok(Self { https, authority: authority.to_string(), path_with_query })
     }
 }
 
 fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix)
-        .then(|| &s[prefix.len()..])
+    head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
 }
 
 /// Percent-encodes everything except RFC 3986 unreserved characters, so any
@@ -247,18 +217,12 @@ impl Headers {
 
     /// The first value of `name`, compared case-insensitively, trimmed.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.trim())
+        self.0.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim())
     }
 
     /// Every value of `name`, in order.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.0
-            .iter()
-            .filter(move |(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.trim())
+        self.0.iter().filter(move |(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim())
     }
 
     /// The first value of `name` parsed as an unsigned integer, or none when
@@ -275,11 +239,7 @@ impl Headers {
 
 impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Headers {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        Self(
-            iter.into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-        )
+        Self(iter.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
     }
 }
 
@@ -307,12 +267,8 @@ impl Response {
 
     /// The body as UTF-8 text; a [`Error::Vendor`] when it is not.
     pub fn text(&self) -> Result<&str, Error> {
-        std::str::from_utf8(&self.body).map_err(|e| {
-            Error::Vendor(format!(
-                "HTTP {} response body is not UTF-8: {e}",
-                self.status
-            ))
-        })
+        std::str::from_utf8(&self.body)
+            .map_err(|e| Error::Vendor(format!("HTTP {} response body is not UTF-8: {e}", self.status)))
     }
 
     /// The body parsed as JSON; a [`Error::Vendor`] naming the parse error and
@@ -337,12 +293,7 @@ impl Response {
 /// At most `max_chars` characters of `bytes` on one line, `…` when cut.
 pub fn excerpt(bytes: &[u8], max_chars: usize) -> String {
     let text = String::from_utf8_lossy(bytes);
-    let mut out: String = text
-        .trim()
-        .chars()
-        .take(max_chars)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
+    let mut out: String = text.trim().chars().take(max_chars).map(|c| if c.is_control() { ' ' } else { c }).collect();
     if text.trim().chars().nth(max_chars).is_some() {
         out.push('…');
     }
@@ -384,10 +335,7 @@ pub struct HttpError {
 impl HttpError {
     /// An error of `kind` with `message`.
     pub fn new(kind: HttpErrorKind, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            message: message.into(),
-        }
+        Self { kind, message: message.into() }
     }
 }
 
@@ -405,9 +353,7 @@ mod tests {
 
     #[test]
     fn target_splits_url_parts() {
-        let t = Request::get("https://tenant.goskope.com:8443/api/v2/x?a=1#frag")
-            .target()
-            .unwrap();
+        let t = Request::get("https://tenant.goskope.com:8443/api/v2/x?a=1#frag").target().unwrap();
         assert!(t.https);
         assert_eq!(t.authority, "tenant.goskope.com:8443");
         assert_eq!(t.path_with_query, "/api/v2/x?a=1");
@@ -420,13 +366,7 @@ mod tests {
 
     #[test]
     fn target_rejects_bad_urls() {
-        for url in [
-            "ftp://h/x",
-            "https:///x",
-            "https://user:pw@h/",
-            "tenant.goskope.com/x",
-            "https://a b/",
-        ] {
+        for url in ["ftp://h/x", "https:///x", "https://user:pw@h/", "tenant.goskope.com/x", "https://a b/"] {
             let e = Request::get(url).target().unwrap_err();
             assert_eq!(e.kind, HttpErrorKind::InvalidRequest, "{url}");
         }
@@ -434,9 +374,7 @@ mod tests {
 
     #[test]
     fn query_is_percent_encoded_and_appended() {
-        let r = Request::get("https://h/p")
-            .query("index", "a b&c=d")
-            .query("op", "next");
+        let r = Request::get("https://h/p").query("index", "a b&c=d").query("op", "next");
         assert_eq!(r.url(), "https://h/p?index=a%20b%26c%3Dd&op=next");
         let r = Request::get("https://h/p?x=1").query("y", "é");
         assert_eq!(r.url(), "https://h/p?x=1&y=%C3%A9");
@@ -444,12 +382,8 @@ mod tests {
 
     #[test]
     fn headers_are_case_insensitive() {
-        let h: Headers = [
-            ("RateLimit-Remaining", " 0 "),
-            ("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT"),
-        ]
-        .into_iter()
-        .collect();
+        let h: Headers =
+            [("RateLimit-Remaining", " 0 "), ("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT")].into_iter().collect();
         assert_eq!(h.get("ratelimit-remaining"), Some("0"));
         assert_eq!(h.get_u64("RATELIMIT-REMAINING"), Some(0));
         assert_eq!(h.get_u64("retry-after"), None);
@@ -458,16 +392,9 @@ mod tests {
 
     #[test]
     fn json_error_names_status_and_body() {
-        let r = Response {
-            status: 200,
-            headers: Headers::new(),
-            body: b"<html>\nnope</html>".to_vec(),
-        };
+        let r = Response { status: 200, headers: Headers::new(), body: b"<html>\nnope</html>".to_vec() };
         let e = r.json::<serde_json::Value>().unwrap_err();
-        assert!(
-            matches!(&e, Error::Vendor(m) if m.contains("HTTP 200") && m.contains("<html> nope")),
-            "{e}"
-        );
+        assert!(matches!(&e, Error::Vendor(m) if m.contains("HTTP 200") && m.contains("<html> nope")), "{e}");
     }
 
     #[test]
@@ -480,10 +407,6 @@ mod tests {
     fn json_body_sets_content_type() {
         let r = Request::post("https://h/").json(&serde_json::json!({"a": 1}));
         assert_eq!(r.body.as_deref(), Some(&b"{\"a\":1}"[..]));
-        assert!(
-            r.headers
-                .iter()
-                .any(|(k, v)| k == "content-type" && v == "application/json")
-        );
+        assert!(r.headers.iter().any(|(k, v)| k == "content-type" && v == "application/json"));
     }
 }

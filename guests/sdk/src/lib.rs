@@ -90,17 +90,8 @@ pub struct Info {
 
 impl Info {
     /// An `Info` without settings; add them with [`Info::setting`].
-    pub fn new(
-        name: impl Into<String>,
-        version: impl Into<String>,
-        vendor: impl Into<String>,
-    ) -> Self {
-        Self {
-            name: name.into(),
-            version: version.into(),
-            vendor: vendor.into(),
-            settings: Vec::new(),
-        }
+    pub fn new(name: impl Into<String>, version: impl Into<String>, vendor: impl Into<String>) -> Self {
+        Self { name: name.into(), version: version.into(), vendor: vendor.into(), settings: Vec::new() }
     }
 
     /// Adds one setting or secret declaration.
@@ -129,21 +120,11 @@ pub struct SettingSpec {
 impl SettingSpec {
     /// A setting the source must configure.
     pub fn required(name: impl Into<String>, description: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            description: description.into(),
-            required: true,
-            secret: false,
-            default_value: None,
-        }
+        Self { name: name.into(), description: description.into(), required: true, secret: false, default_value: None }
     }
 
     /// An optional setting and the default the collector uses without it.
-    pub fn optional(
-        name: impl Into<String>,
-        description: impl Into<String>,
-        default: impl Into<String>,
-    ) -> Self {
+    pub fn optional(name: impl Into<String>, description: impl Into<String>, default: impl Into<String>) -> Self {
         Self {
             name: name.into(),
             description: description.into(),
@@ -154,29 +135,14 @@ impl SettingSpec {
     }
 
     /// An optional setting without a default (absence has its own meaning).
-    pub fn optional_without_default(
-        name: impl Into<String>,
-        description: impl Into<String>,
-    ) -> Self {
-        Self {
-            name: name.into(),
-            description: description.into(),
-            required: false,
-            secret: false,
-            default_value: None,
-        }
+    pub fn optional_without_default(name: impl Into<String>, description: impl Into<String>) -> Self {
+        Self { name: name.into(), description: description.into(), required: false, secret: false, default_value: None }
     }
 
     /// A credential, read with [`config::secret`] and scrubbed by the host
     /// from logs, cursors and errors.
     pub fn secret(name: impl Into<String>, description: impl Into<String>, required: bool) -> Self {
-        Self {
-            name: name.into(),
-            description: description.into(),
-            required,
-            secret: true,
-            default_value: None,
-        }
+        Self { name: name.into(), description: description.into(), required, secret: true, default_value: None }
     }
 }
 

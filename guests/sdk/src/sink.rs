@@ -25,31 +25,23 @@ impl Record {
     pub fn from_raw(raw: &RawValue) -> Result<Self, InvalidRecord> {
         let compacted = compact(raw.get());
         if !compacted.starts_with('{') {
-            return Err(InvalidRecord(format!(
-                "expected a JSON object, found {}",
-                describe(&compacted)
-            )));
+            return Err(InvalidRecord(format!("expected a JSON object, found {}", describe(&compacted))));
         }
         Ok(Self(compacted.into_owned()))
     }
 
     /// A record from JSON text: validated, then compacted with [`compact`].
     pub fn parse(text: &str) -> Result<Self, InvalidRecord> {
-        let raw: &RawValue = serde_json::from_str(text)
-            .map_err(|e| InvalidRecord(format!("not valid JSON: {e}")))?;
+        let raw: &RawValue = serde_json::from_str(text).map_err(|e| InvalidRecord(format!("not valid JSON: {e}")))?;
         Self::from_raw(raw)
     }
 
     /// A record serialised from a Rust value (serde_json output is compact).
     /// For records the collector builds itself, not for vendor data.
     pub fn from_serialize<T: Serialize + ?Sized>(value: &T) -> Result<Self, InvalidRecord> {
-        let text = serde_json::to_string(value)
-            .map_err(|e| InvalidRecord(format!("cannot serialise: {e}")))?;
+        let text = serde_json::to_string(value).map_err(|e| InvalidRecord(format!("cannot serialise: {e}")))?;
         if !text.starts_with('{') {
-            return Err(InvalidRecord(format!(
-                "expected a JSON object, found {}",
-                describe(&text)
-            )));
+            return Err(InvalidRecord(format!("expected a JSON object, found {}", describe(&text))));
         }
         Ok(Self(text))
     }
@@ -175,10 +167,7 @@ mod tests {
 
     #[test]
     fn compact_handles_escaped_backslash_before_quote() {
-        assert_eq!(
-            compact(r#"{ "a" : "x\\" , "b" : 1 }"#),
-            r#"{"a":"x\\","b":1}"#
-        );
+        assert_eq!(compact(r#"{ "a" : "x\\" , "b" : 1 }"#), r#"{"a":"x\\","b":1}"#);
     }
 
     #[test]
@@ -190,14 +179,8 @@ mod tests {
         }
         let body = r#"{"result": [ {"_id": 18446744073709551616, "u": "\u00e9é"} , [1] ]}"#;
         let page: Page = serde_json::from_str(body).unwrap();
-        assert_eq!(
-            Record::from_raw(page.result[0]).unwrap().as_str(),
-            r#"{"_id":18446744073709551616,"u":"\u00e9é"}"#
-        );
-        assert_eq!(
-            Record::from_raw(page.result[1]).unwrap_err().0,
-            "expected a JSON object, found an array"
-        );
+        assert_eq!(Record::from_raw(page.result[0]).unwrap().as_str(), r#"{"_id":18446744073709551616,"u":"\u00e9é"}"#);
+        assert_eq!(Record::from_raw(page.result[1]).unwrap_err().0, "expected a JSON object, found an array");
     }
 
     #[test]

@@ -53,7 +53,9 @@ secrets = {{ api_token = {{ env = "SIPHON_CFG_TEST_TOKEN" }} }}
 #[test]
 fn unknown_keys_are_rejected_with_their_name() {
     let dir = dir_with_wasm();
-    let text = format!("{BASE}\n[sources.ns]\ncollector = \"c.wasm\"\nschedule = \"* * * * *\"\nallowed_hosts = [\"h.com\"]\nsurprise = 1\n");
+    let text = format!(
+        "{BASE}\n[sources.ns]\ncollector = \"c.wasm\"\nschedule = \"* * * * *\"\nallowed_hosts = [\"h.com\"]\nsurprise = 1\n"
+    );
     let e = load(dir.path(), &text).unwrap_err().to_string();
     assert!(e.contains("surprise"), "{e}");
 }
@@ -87,7 +89,9 @@ secrets = {{ api_token = "inline-secret-value", other = {{ env = "SIPHON_CFG_TES
 #[test]
 fn source_names_and_prefixes_are_checked() {
     let dir = dir_with_wasm();
-    let text = format!("{BASE}\n[sources.\"Bad Name\"]\ncollector = \"c.wasm\"\nschedule = \"* * * * *\"\nallowed_hosts = [\"h.com\"]\nprefix = \"../x\"\n");
+    let text = format!(
+        "{BASE}\n[sources.\"Bad Name\"]\ncollector = \"c.wasm\"\nschedule = \"* * * * *\"\nallowed_hosts = [\"h.com\"]\nprefix = \"../x\"\n"
+    );
     let e = load(dir.path(), &text).unwrap_err().to_string();
     assert!(e.contains("sources.Bad Name.name"), "{e}");
     assert!(e.contains("sources.Bad Name.prefix"), "{e}");

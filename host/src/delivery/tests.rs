@@ -81,7 +81,7 @@ async fn commit_writes_objects_then_cursor() {
 }
 
 #[tokio::test]
-async fn a_failed_upload_is_rolled_back_and_the_cursor_kept() {
+async fn a_failed_upload_keeps_the_cursor_and_the_next_run_undoes_it() {
     let inner = MemorySink::default();
     let sink = Arc::new(FailAfter { inner: inner.clone(), allowed: AtomicUsize::new(1) });
     let state = MemoryStateStore::default();
@@ -90,10 +90,20 @@ async fn a_failed_upload_is_rolled_back_and_the_cursor_kept() {
     d.push(records(0..4)).unwrap();
     let err = d.commit(Some("c1".into())).await.unwrap_err();
     assert!(err.to_string().contains("injected failure"), "{err}");
-    assert!(inner.objects().is_empty(), "the first object of the failed commit is removed");
+    // The sink is down, so the failed upload cannot be settled: the intent
+    // stays, and the cursor with it.
     let st = stored(&state).await;
     assert_eq!(st.cursor.as_deref(), Some("c0"));
-    assert!(st.pending.is_none());
+    assert!(st.pending.is_some());
+    // The next run, with the sink back, undoes the commit.
+    let d = open(Arc::new(inner.clone()), &state, 1).await;
+    assert_eq!(d.cursor(), Some("c0"));
+    assert!(stored(&state).await.pending.is_none());
+    let objects = inner.objects();
+    assert!(
+        objects.iter().all(|(_, o)| o.body.is_empty()),
+        "the first object of the failed commit is removed: {objects:?}"
+    );
 }
 
 #[tokio::test]
@@ -119,7 +129,8 @@ async fn recovery_commits_a_complete_intent_and_undoes_a_partial_one() {
     let g = state.load("src").await.unwrap().unwrap().generation;
     let mut partial = intent.clone();
     partial.cursor = Some("c1".into());
-    partial.pending = Some(PendingCommit { objects: vec!["c".into(), "d".into()], cursor: Some("c2".into()), records: 2 });
+    partial.pending =
+        Some(PendingCommit { objects: vec!["c".into(), "d".into()], cursor: Some("c2".into()), records: 2 });
     sink.create("c", &obj).await.unwrap();
     state.store("src", &partial, Some(g)).await.unwrap();
     let d = open(Arc::new(sink.clone()), &state, 2).await;
@@ -140,6 +151,19 @@ async fn a_second_writer_is_detected() {
     assert!(matches!(err, DeliveryError::State(StateError::Conflict { .. })), "{err}");
     assert!(sink.objects().is_empty(), "nothing is uploaded without the intent");
     assert_eq!(stored(&state).await.cursor.as_deref(), Some("theirs"));
+}
+
+#[tokio::test]
+async fn committing_an_unchanged_cursor_still_detects_a_second_writer() {
+    let state = MemoryStateStore::default();
+    let mut first = open(Arc::new(MemorySink::default()), &state, 0).await;
+    first.commit(Some("c0".into())).await.unwrap();
+    let mut second = open(Arc::new(MemorySink::default()), &state, 1).await;
+    second.commit(Some("c1".into())).await.unwrap();
+    // The first run commits the cursor it holds, about to act on it.
+    let err = first.commit(Some("c0".into())).await.unwrap_err();
+    assert!(matches!(err, DeliveryError::State(StateError::Conflict { .. })), "{err}");
+    assert_eq!(stored(&state).await.cursor.as_deref(), Some("c1"));
 }
 
 #[tokio::test]
@@ -177,12 +201,121 @@ impl Sink for LandsButFails {
 }
 
 #[tokio::test]
-async fn an_upload_that_landed_despite_an_error_is_rolled_back_too() {
+async fn an_upload_that_landed_despite_an_error_completes_the_commit() {
     let inner = MemorySink::default();
     let state = MemoryStateStore::default();
     let mut d = open(Arc::new(LandsButFails { inner: inner.clone() }), &state, 0).await;
     d.push(records(0..1)).unwrap();
-    assert!(d.commit(Some("c1".into())).await.is_err());
-    assert!(inner.objects().is_empty(), "the object that landed is removed, so a retry cannot duplicate it");
-    assert_eq!(stored(&state).await.cursor, None);
+    d.commit(Some("c1".into())).await.unwrap();
+    let objects = inner.objects();
+    assert_eq!(objects.len(), 1, "{objects:?}");
+    assert!(!objects[0].1.body.is_empty(), "the object that landed is kept: it is the commit's");
+    let st = stored(&state).await;
+    assert_eq!((st.cursor.as_deref(), st.pending), (Some("c1"), None));
+}
+
+/// A sink that refuses the upload of every object after the first (claims,
+/// which are empty, go through).
+struct RefusesAfterFirst {
+    inner: MemorySink,
+    uploads: AtomicUsize,
+}
+
+#[async_trait]
+impl Sink for RefusesAfterFirst {
+    fn describe(&self) -> String {
+        "refuses-after-first test sink".into()
+    }
+    async fn create(&self, name: &str, object: &Object) -> Result<(), SinkError> {
+        if !object.body.is_empty() && self.uploads.fetch_add(1, Ordering::SeqCst) > 0 {
+            return Err(SinkError::Backend("503 (injected)".into()));
+        }
+        self.inner.create(name, object).await
+    }
+    async fn exists(&self, name: &str) -> Result<bool, SinkError> {
+        self.inner.exists(name).await
+    }
+    async fn delete(&self, name: &str) -> Result<(), SinkError> {
+        self.inner.delete(name).await
+    }
+}
+
+#[tokio::test]
+async fn a_refused_upload_rolls_the_commit_back() {
+    let inner = MemorySink::default();
+    let state = MemoryStateStore::default();
+    let sink = RefusesAfterFirst { inner: inner.clone(), uploads: AtomicUsize::new(0) };
+    let mut d = open(Arc::new(sink), &state, 0).await;
+    d.commit(Some("c0".into())).await.unwrap();
+    d.push(records(0..6)).unwrap();
+    let err = d.commit(Some("c1".into())).await.unwrap_err();
+    assert!(err.to_string().contains("503"), "{err}");
+    let objects = inner.objects();
+    assert!(objects.iter().all(|(_, o)| o.body.is_empty()), "no records stay behind: {objects:?}");
+    assert_eq!(objects.len(), 1, "the refused name is claimed: {objects:?}");
+    let st = stored(&state).await;
+    assert_eq!((st.cursor.as_deref(), st.pending), (Some("c0"), None));
+}
+
+/// A sink in which a second run opens the state (and so recovers the
+/// commit in progress) just before the writer's second upload, as a second
+/// process on the same source would.
+struct RecoveredDuringUpload {
+    inner: MemorySink,
+    state: MemoryStateStore,
+    creates: AtomicUsize,
+}
+
+#[async_trait]
+impl Sink for RecoveredDuringUpload {
+    fn describe(&self) -> String {
+        "recovered-during-upload test sink".into()
+    }
+    async fn create(&self, name: &str, object: &Object) -> Result<(), SinkError> {
+        if self.creates.fetch_add(1, Ordering::SeqCst) == 1 {
+            let recovering = open(Arc::new(self.inner.clone()), &self.state, 1).await;
+            assert_eq!(recovering.cursor(), Some("c0"), "the commit in progress is undone");
+        }
+        self.inner.create(name, object).await
+    }
+    async fn exists(&self, name: &str) -> Result<bool, SinkError> {
+        self.inner.exists(name).await
+    }
+    async fn delete(&self, name: &str) -> Result<(), SinkError> {
+        self.inner.delete(name).await
+    }
+}
+
+#[tokio::test]
+async fn a_writer_still_uploading_cannot_complete_a_commit_another_run_recovered() {
+    let inner = MemorySink::default();
+    let state = MemoryStateStore::default();
+    let sink = RecoveredDuringUpload { inner: inner.clone(), state: state.clone(), creates: AtomicUsize::new(0) };
+    let mut writer = open(Arc::new(sink), &state, 0).await;
+    writer.commit(Some("c0".into())).await.unwrap();
+    writer.push(records(0..6)).unwrap();
+    let err = writer.commit(Some("c1".into())).await.unwrap_err();
+    assert!(
+        matches!(&err, DeliveryError::State(StateError::Conflict { detail, .. }) if detail.contains("claimed")),
+        "{err}"
+    );
+    // The recovering run deleted the first object and claimed the second;
+    // the writer stopped there: no records are left to be duplicated when
+    // the recovering run fetches them again from c0.
+    let objects = inner.objects();
+    assert_eq!(objects.len(), 1, "{objects:?}");
+    assert!(objects[0].1.body.is_empty(), "only the empty claim remains");
+    let st = stored(&state).await;
+    assert_eq!((st.cursor.as_deref(), st.pending), (Some("c0"), None));
+
+    // A claim left by a recovery that died is never taken for data.
+    let g = state.load("src").await.unwrap().unwrap().generation;
+    let claimed = objects[0].0.clone();
+    let intent = SourceState {
+        pending: Some(PendingCommit { objects: vec![claimed], cursor: Some("c9".into()), records: 2 }),
+        ..st
+    };
+    state.store("src", &intent, Some(g)).await.unwrap();
+    let d = open(Arc::new(inner.clone()), &state, 2).await;
+    assert_eq!(d.cursor(), Some("c0"), "an empty object does not complete a commit");
 }

@@ -90,7 +90,7 @@ impl Sink for GcsSink {
     }
 
     async fn exists(&self, name: &str) -> Result<bool, SinkError> {
-        self.client.exists(name).await.map_err(backend)
+        self.client.holds_data(name).await.map_err(backend)
     }
 
     async fn delete(&self, name: &str) -> Result<(), SinkError> {

@@ -72,9 +72,11 @@ impl Sink for LocalDirSink {
 
     async fn exists(&self, name: &str) -> Result<bool, SinkError> {
         let path = self.path(name)?;
-        tokio::fs::try_exists(&path)
-            .await
-            .map_err(|e| SinkError::Backend(format!("cannot check {}: {e}", path.display())))
+        match tokio::fs::metadata(&path).await {
+            Ok(m) => Ok(m.len() > 0),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(SinkError::Backend(format!("cannot check {}: {e}", path.display()))),
+        }
     }
 
     async fn delete(&self, name: &str) -> Result<(), SinkError> {
@@ -93,7 +95,12 @@ mod tests {
     use bytes::Bytes;
 
     fn obj(text: &str) -> Object {
-        Object { body: Bytes::from(text.to_owned()), content_type: "application/x-ndjson", content_encoding: None, records: 1 }
+        Object {
+            body: Bytes::from(text.to_owned()),
+            content_type: "application/x-ndjson",
+            content_encoding: None,
+            records: 1,
+        }
     }
 
     #[tokio::test]
@@ -110,6 +117,9 @@ mod tests {
         assert_eq!(left.len(), 1);
         sink.delete("a/b/x.ndjson").await.unwrap();
         assert!(!sink.exists("a/b/x.ndjson").await.unwrap());
+        // An empty object (a recovery's claim) holds no data.
+        sink.create("a/b/claim.ndjson", &obj("")).await.unwrap();
+        assert!(!sink.exists("a/b/claim.ndjson").await.unwrap());
         assert!(sink.create("../escape", &obj("{}\n")).await.is_err());
     }
 }

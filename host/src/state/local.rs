@@ -41,17 +41,19 @@ impl LocalStateStore {
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(StateError::Backend(format!("cannot read {}: {e}", path.display()))),
+            Err(e) => {
+                return Err(StateError::Backend(format!("cannot read {}: {e}", path.display())));
+            }
         };
-        let file: StateFile = serde_json::from_str(&text).map_err(|e| StateError::Corrupt {
-            location: path.display().to_string(),
-            message: e.to_string(),
-        })?;
+        let file: StateFile = serde_json::from_str(&text)
+            .map_err(|e| StateError::Corrupt { location: path.display().to_string(), message: e.to_string() })?;
         Ok(Some(Stored { state: file.state, generation: file.generation }))
     }
 
     fn write(&self, source: &str, state: &SourceState, expected: Option<Generation>) -> Result<Generation, StateError> {
-        let io = |what: &str, e: std::io::Error| StateError::Backend(format!("cannot {what} in {}: {e}", self.dir.display()));
+        let io = |what: &str, e: std::io::Error| {
+            StateError::Backend(format!("cannot {what} in {}: {e}", self.dir.display()))
+        };
         let lock = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -94,7 +96,12 @@ impl StateStore for LocalStateStore {
             .map_err(|e| StateError::Backend(format!("state task failed: {e}")))?
     }
 
-    async fn store(&self, source: &str, state: &SourceState, expected: Option<Generation>) -> Result<Generation, StateError> {
+    async fn store(
+        &self,
+        source: &str,
+        state: &SourceState,
+        expected: Option<Generation>,
+    ) -> Result<Generation, StateError> {
         let this = self.clone();
         let source = source.to_owned();
         let state = state.clone();

@@ -23,7 +23,12 @@ impl StateStore for MemoryStateStore {
         Ok(self.states.lock().unwrap_or_else(|p| p.into_inner()).get(source).cloned())
     }
 
-    async fn store(&self, source: &str, state: &SourceState, expected: Option<Generation>) -> Result<Generation, StateError> {
+    async fn store(
+        &self,
+        source: &str,
+        state: &SourceState,
+        expected: Option<Generation>,
+    ) -> Result<Generation, StateError> {
         let mut map = self.states.lock().unwrap_or_else(|p| p.into_inner());
         let current = map.get(source).map(|s| s.generation);
         if current != expected {

@@ -51,11 +51,7 @@ pub fn guest_dir() -> PathBuf {
 /// with an error saying how to build it when it is missing.
 pub fn guest(name: &str) -> anyhow::Result<PathBuf> {
     let path = guest_dir().join(format!("{name}.wasm"));
-    anyhow::ensure!(
-        path.is_file(),
-        "guest component {} is missing: build it with `make guests`",
-        path.display()
-    );
+    anyhow::ensure!(path.is_file(), "guest component {} is missing: build it with `make guests`", path.display());
     Ok(path)
 }
 
@@ -358,12 +354,8 @@ impl Harness {
     /// Set the committed cursor before the next run.
     pub async fn set_cursor(&mut self, cursor: Option<&str>) -> anyhow::Result<()> {
         let current = self.state.load(&self.spec.name).await?;
-        let state = SourceState {
-            version: STATE_VERSION,
-            cursor: cursor.map(str::to_owned),
-            pending: None,
-            updated_at: None,
-        };
+        let state =
+            SourceState { version: STATE_VERSION, cursor: cursor.map(str::to_owned), pending: None, updated_at: None };
         self.state.store(&self.spec.name, &state, current.map(|s| s.generation)).await?;
         Ok(())
     }
@@ -386,12 +378,8 @@ impl Harness {
     pub async fn run(&mut self) -> anyhow::Result<Run> {
         let cache = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/siphon-test-cache");
         let engine = SiphonEngine::new(Some(&cache))?;
-        let mut runtime = Runtime::new(
-            engine,
-            Arc::new(self.sink.clone()),
-            Arc::new(self.state.clone()),
-            self.sink_settings.clone(),
-        );
+        let mut runtime =
+            Runtime::new(engine, Arc::new(self.sink.clone()), Arc::new(self.state.clone()), self.sink_settings.clone());
         runtime
             .add_source(self.spec.clone(), self.script.clone())
             .await
@@ -403,13 +391,9 @@ impl Harness {
         let report = tokio::time::timeout(Duration::from_secs(120), runner::run(&runtime, &source))
             .await
             .context("run did not finish within 120 s")?;
-        Ok(Run {
-            records: self.records(),
-            requests: lock(&self.script.requests)[before..].to_vec(),
-            unmatched: lock(&self.script.unmatched)[before_unmatched..].to_vec(),
-            cursor: self.cursor().await?,
-            report,
-        })
+        let requests = lock(&self.script.requests)[before..].to_vec();
+        let unmatched = lock(&self.script.unmatched)[before_unmatched..].to_vec();
+        Ok(Run { records: self.records(), requests, unmatched, cursor: self.cursor().await?, report })
     }
 
     /// Settings currently configured, for assertions.

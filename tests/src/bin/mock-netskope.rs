@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use siphon_tests::mock_netskope::{MockConfig, MockNetskope, MAX_PAGE_SIZE};
+use siphon_tests::mock_netskope::{MAX_PAGE_SIZE, MockConfig, MockNetskope};
 
 /// Token used when neither --token nor MOCK_NETSKOPE_TOKEN is given.
 const DEFAULT_TOKEN: &str = "demo-token";
@@ -48,11 +48,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let token = args
         .token
-        .or_else(|| {
-            std::env::var("MOCK_NETSKOPE_TOKEN")
-                .ok()
-                .filter(|t| !t.is_empty())
-        })
+        .or_else(|| std::env::var("MOCK_NETSKOPE_TOKEN").ok().filter(|t| !t.is_empty()))
         .unwrap_or_else(|| DEFAULT_TOKEN.to_string());
     let cfg = MockConfig {
         token,
@@ -61,23 +57,15 @@ async fn main() -> anyhow::Result<()> {
         log_requests: true,
         ..MockConfig::default()
     };
-    let types: Vec<String> = args
-        .types
-        .iter()
-        .map(|t| t.trim().to_ascii_lowercase())
-        .filter(|t| !t.is_empty())
-        .collect();
+    let types: Vec<String> =
+        args.types.iter().map(|t| t.trim().to_ascii_lowercase()).filter(|t| !t.is_empty()).collect();
     for t in &types {
         if !cfg.alert_types.contains(t) {
-            anyhow::bail!(
-                "unknown alert type {t:?}; known: {}",
-                cfg.alert_types.join(",")
-            );
+            anyhow::bail!("unknown alert type {t:?}; known: {}", cfg.alert_types.join(","));
         }
     }
 
-    let mock =
-        MockNetskope::start_on(cfg, SocketAddr::from((Ipv4Addr::LOCALHOST, args.port))).await?;
+    let mock = MockNetskope::start_on(cfg, SocketAddr::from((Ipv4Addr::LOCALHOST, args.port))).await?;
     for t in &types {
         mock.add_alerts(t, args.initial);
     }
@@ -115,10 +103,7 @@ async fn main() -> anyhow::Result<()> {
             _ = terminate.recv() => break,
         }
     }
-    eprintln!(
-        "mock-netskope: shutting down after {} requests",
-        mock.requests().len()
-    );
+    eprintln!("mock-netskope: shutting down after {} requests", mock.requests().len());
     mock.shutdown().await;
     Ok(())
 }

@@ -124,84 +124,33 @@ struct Profile {
 }
 
 fn profile(alert_type: &str) -> Profile {
-    let (labels, names, detail): (&'static [&'static str], &'static [&'static str], Detail) =
-        match alert_type {
-            "dlp" => (
-                &["DLP", "dlp"],
-                &[
-                    "PCI - Credit card upload",
-                    "GDPR - Personal data share",
-                    "Source code exfiltration",
-                ],
-                Detail::Dlp,
-            ),
-            "malware" => (
-                &["Malware", "malware"],
-                &["Malware detected in download", "Ransomware payload blocked"],
-                Detail::Malware,
-            ),
-            "policy" => (
-                &["policy", "Policy"],
-                &["Block personal webmail", "Alert on unsanctioned storage"],
-                Detail::None,
-            ),
-            "compromisedcredential" => (
-                &["Compromised Credential", "compromisedcredential"],
-                &["Compromised credential detected"],
-                Detail::None,
-            ),
-            "ctep" => (
-                &["ctep"],
-                &["Threat protection: suspicious domain"],
-                Detail::None,
-            ),
-            "malsite" => (
-                &["malsite", "Malsite"],
-                &["Malicious site access blocked"],
-                Detail::None,
-            ),
-            "quarantine" => (
-                &["quarantine", "Quarantine"],
-                &["File quarantined"],
-                Detail::File,
-            ),
-            "remediation" => (
-                &["Remediation", "remediation"],
-                &["Public link removed"],
-                Detail::File,
-            ),
-            "securityassessment" => (
-                &["Security Assessment", "securityassessment"],
-                &["CSPM: storage bucket publicly readable"],
-                Detail::None,
-            ),
-            "uba" => (
-                &["uba", "UBA"],
-                &["Bulk download anomaly", "Login from new country"],
-                Detail::None,
-            ),
-            "watchlist" => (
-                &["watchlist", "Watchlist"],
-                &["Watchlist user activity"],
-                Detail::None,
-            ),
-            "device" => (
-                &["Device", "device"],
-                &["Unmanaged device classified"],
-                Detail::None,
-            ),
-            "content" => (
-                &["Content", "content"],
-                &["Content inspection match"],
-                Detail::File,
-            ),
-            _ => (&["alert"], &["Custom alert"], Detail::None),
-        };
-    Profile {
-        labels,
-        names,
-        detail,
-    }
+    let (labels, names, detail): (&'static [&'static str], &'static [&'static str], Detail) = match alert_type {
+        "dlp" => (
+            &["DLP", "dlp"],
+            &["PCI - Credit card upload", "GDPR - Personal data share", "Source code exfiltration"],
+            Detail::Dlp,
+        ),
+        "malware" => {
+            (&["Malware", "malware"], &["Malware detected in download", "Ransomware payload blocked"], Detail::Malware)
+        }
+        "policy" => (&["policy", "Policy"], &["Block personal webmail", "Alert on unsanctioned storage"], Detail::None),
+        "compromisedcredential" => {
+            (&["Compromised Credential", "compromisedcredential"], &["Compromised credential detected"], Detail::None)
+        }
+        "ctep" => (&["ctep"], &["Threat protection: suspicious domain"], Detail::None),
+        "malsite" => (&["malsite", "Malsite"], &["Malicious site access blocked"], Detail::None),
+        "quarantine" => (&["quarantine", "Quarantine"], &["File quarantined"], Detail::File),
+        "remediation" => (&["Remediation", "remediation"], &["Public link removed"], Detail::File),
+        "securityassessment" => {
+            (&["Security Assessment", "securityassessment"], &["CSPM: storage bucket publicly readable"], Detail::None)
+        }
+        "uba" => (&["uba", "UBA"], &["Bulk download anomaly", "Login from new country"], Detail::None),
+        "watchlist" => (&["watchlist", "Watchlist"], &["Watchlist user activity"], Detail::None),
+        "device" => (&["Device", "device"], &["Unmanaged device classified"], Detail::None),
+        "content" => (&["Content", "content"], &["Content inspection match"], Detail::File),
+        _ => (&["alert"], &["Custom alert"], Detail::None),
+    };
+    Profile { labels, names, detail }
 }
 
 const USERS: &[(&str, &str)] = &[
@@ -214,42 +163,12 @@ const USERS: &[(&str, &str)] = &[
 
 /// (app, category, cci, ccl, url)
 const APPS: &[(&str, &str, u32, &str, &str)] = &[
-    (
-        "Google Drive",
-        "Cloud Storage",
-        81,
-        "high",
-        "drive.google.com/upload",
-    ),
-    (
-        "Box",
-        "Cloud Storage",
-        92,
-        "excellent",
-        "app.box.com/folder/0",
-    ),
-    (
-        "Microsoft OneDrive for Business",
-        "Cloud Storage",
-        90,
-        "excellent",
-        "example-my.sharepoint.com/personal",
-    ),
+    ("Google Drive", "Cloud Storage", 81, "high", "drive.google.com/upload"),
+    ("Box", "Cloud Storage", 92, "excellent", "app.box.com/folder/0"),
+    ("Microsoft OneDrive for Business", "Cloud Storage", 90, "excellent", "example-my.sharepoint.com/personal"),
     ("Gmail", "Webmail", 74, "medium", "mail.google.com/mail/u/0"),
-    (
-        "Slack",
-        "Collaboration",
-        83,
-        "high",
-        "example.slack.com/files",
-    ),
-    (
-        "WeTransfer",
-        "Cloud Storage",
-        45,
-        "low",
-        "wetransfer.com/uploads",
-    ),
+    ("Slack", "Collaboration", 83, "high", "example.slack.com/files"),
+    ("WeTransfer", "Cloud Storage", 45, "low", "wetransfer.com/uploads"),
 ];
 
 /// (object, file_type)
@@ -262,18 +181,12 @@ const OBJECTS: &[(&str, &str)] = &[
 ];
 
 /// (profile, rule)
-const DLP: &[(&str, &str)] = &[
-    ("PCI-DSS", "Credit Card Number"),
-    ("GDPR", "EU National ID"),
-    ("Source Code", "Private Key Material"),
-];
+const DLP: &[(&str, &str)] =
+    &[("PCI-DSS", "Credit Card Number"), ("GDPR", "EU National ID"), ("Source Code", "Private Key Material")];
 
 /// (name, type)
-const MALWARE: &[(&str, &str)] = &[
-    ("Trojan.GenericKD.46542", "Trojan"),
-    ("EICAR-Test-File", "Test File"),
-    ("Ransom.WannaCry", "Ransomware"),
-];
+const MALWARE: &[(&str, &str)] =
+    &[("Trojan.GenericKD.46542", "Trojan"), ("EICAR-Test-File", "Test File"), ("Ransom.WannaCry", "Ransomware")];
 
 const DEVICES: &[(&str, &str, &str)] = &[
     ("Windows Device", "Windows 11", "Chrome"),
@@ -287,11 +200,7 @@ const ACTIONS: &[&str] = &["block", "alert", "allow", "useralert"];
 const ACTIVITIES: &[&str] = &["Upload", "Download", "Share", "Login Successful"];
 const COUNTRIES: &[&str] = &["US", "DE", "FR", "JP", "BR"];
 const SEVERITIES: &[&str] = &["low", "medium", "high", "critical"];
-const POLICIES: &[&str] = &[
-    "Block PCI to personal storage",
-    "Alert on unsanctioned apps",
-    "Default",
-];
+const POLICIES: &[&str] = &["Block PCI to personal storage", "Alert on unsanctioned apps", "Default"];
 
 /// Generates the alert at `cur.seq` of `cur.alert_type`.
 pub(crate) fn generate(cur: &Cursor<'_>) -> Generated {
@@ -301,11 +210,7 @@ pub(crate) fn generate(cur: &Cursor<'_>) -> Generated {
     // Several alerts per second happen in real tenants, hence steps of 0; never run ahead of
     // the wall clock, so a long-running mock keeps producing "recent" data.
     let stepped = cur.prev_timestamp + rng.random_range(0..=5);
-    let timestamp = if stepped > cur.now_epoch {
-        cur.prev_timestamp.max(cur.now_epoch)
-    } else {
-        stepped
-    };
+    let timestamp = if stepped > cur.now_epoch { cur.prev_timestamp.max(cur.now_epoch) } else { stepped };
     let creation = timestamp + rng.random_range(0..=10);
     let insertion = creation + rng.random_range(5..=90);
 
@@ -330,29 +235,18 @@ pub(crate) fn generate(cur: &Cursor<'_>) -> Generated {
     });
     let dlp = (prof.detail == Detail::Dlp).then(|| {
         let (dlp_profile, dlp_rule) = pick(&mut rng, DLP);
-        DlpFields {
-            dlp_profile,
-            dlp_rule,
-            dlp_incident_id: rng.random_range(1u64 << 60..1u64 << 63) | 1,
-        }
+        DlpFields { dlp_profile, dlp_rule, dlp_incident_id: rng.random_range(1u64 << 60..1u64 << 63) | 1 }
     });
     let malware = (prof.detail == Detail::Malware).then(|| {
         let (malware_name, malware_type) = pick(&mut rng, MALWARE);
-        MalwareFields {
-            malware_name,
-            malware_type,
-            sha256: hex(&mut rng, 64),
-        }
+        MalwareFields { malware_name, malware_type, sha256: hex(&mut rng, 64) }
     });
     let alert = Alert {
         id: &id,
         timestamp,
         insertion,
         creation,
-        ef_received_at: cur
-            .seq
-            .is_multiple_of(3)
-            .then(|| insertion * 1000 + rng.random_range(0..1000)),
+        ef_received_at: cur.seq.is_multiple_of(3).then(|| insertion * 1000 + rng.random_range(0..1000)),
         alert: "yes",
         alert_type: prof.labels[(cur.seq as usize) % prof.labels.len()],
         alert_name: pick(&mut rng, prof.names),
@@ -368,12 +262,7 @@ pub(crate) fn generate(cur: &Cursor<'_>) -> Generated {
         policy: pick(&mut rng, POLICIES),
         user,
         ur_normalized: user,
-        userip: format!(
-            "10.{}.{}.{}",
-            rng.random_range(0..=255),
-            rng.random_range(0..=255),
-            rng.random_range(1..=254)
-        ),
+        userip: format!("10.{}.{}.{}", rng.random_range(0..=255), rng.random_range(0..=255), rng.random_range(1..=254)),
         srcip: format!("198.51.100.{}", rng.random_range(1..=254)),
         dstip: format!("203.0.113.{}", rng.random_range(1..=254)),
         src_country: pick(&mut rng, COUNTRIES),
@@ -394,14 +283,9 @@ pub(crate) fn generate(cur: &Cursor<'_>) -> Generated {
         Ok(text) => text,
         // Serialising plain strings and integers into a String cannot fail; keep the record
         // well-formed anyway rather than panicking inside the server.
-        Err(e) => serde_json::json!({ "_id": id, "timestamp": timestamp, "error": e.to_string() })
-            .to_string(),
+        Err(e) => serde_json::json!({ "_id": id, "timestamp": timestamp, "error": e.to_string() }).to_string(),
     };
-    Generated {
-        id,
-        timestamp,
-        json: json.into(),
-    }
+    Generated { id, timestamp, json: json.into() }
 }
 
 fn pick<T: Copy>(rng: &mut StdRng, items: &[T]) -> T {
@@ -410,16 +294,12 @@ fn pick<T: Copy>(rng: &mut StdRng, items: &[T]) -> T {
 
 fn hex(rng: &mut StdRng, len: usize) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    (0..len)
-        .map(|_| DIGITS[rng.random_range(0..16)] as char)
-        .collect()
+    (0..len).map(|_| DIGITS[rng.random_range(0..16)] as char).collect()
 }
 
 /// FNV-1a of the type name: a stable per-type tag for seeds and `_id`s.
 fn type_tag(alert_type: &str) -> u64 {
-    alert_type.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
+    alert_type.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// splitmix64 finaliser: spreads nearby inputs (consecutive sequence numbers) over the seed space.
@@ -435,14 +315,7 @@ mod tests {
     use super::*;
 
     fn cursor(alert_type: &str, seq: u64) -> Cursor<'_> {
-        Cursor {
-            seed: 7,
-            alert_type,
-            seq,
-            prev_timestamp: 1_722_280_000,
-            serial: seq,
-            now_epoch: 1_800_000_000,
-        }
+        Cursor { seed: 7, alert_type, seq, prev_timestamp: 1_722_280_000, serial: seq, now_epoch: 1_800_000_000 }
     }
 
     #[test]

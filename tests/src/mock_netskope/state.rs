@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::alerts::{self, Cursor};
-use super::{epoch_now, Fault, MockConfig, RecordedRequest};
+use super::{Fault, MockConfig, RecordedRequest, epoch_now};
 
 /// Path prefix of the alert iterator endpoints (§4.2); the alert type follows it.
 pub(super) const ALERTS_PREFIX: &str = "/api/v2/events/dataexport/alerts/";
@@ -25,17 +25,11 @@ pub(super) struct Incoming {
 
 impl Incoming {
     fn param(&self, key: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -49,19 +43,12 @@ pub(super) struct Reply {
 pub(super) enum Body {
     Empty,
     Text(String),
-    Page {
-        wait_time: u64,
-        records: Vec<Arc<str>>,
-    },
+    Page { wait_time: u64, records: Vec<Arc<str>> },
 }
 
 impl Reply {
     fn message(status: u16, message: &str) -> Reply {
-        Reply {
-            status,
-            headers: Vec::new(),
-            body: Body::Text(serde_json::json!({ "message": message }).to_string()),
-        }
+        Reply { status, headers: Vec::new(), body: Body::Text(serde_json::json!({ "message": message }).to_string()) }
     }
 }
 
@@ -132,9 +119,7 @@ pub(super) struct Inner {
 
 impl Inner {
     pub(super) fn new(cfg: MockConfig) -> Inner {
-        let base_epoch = cfg
-            .base_epoch
-            .unwrap_or_else(|| epoch_now().saturating_sub(2 * 3600));
+        let base_epoch = cfg.base_epoch.unwrap_or_else(|| epoch_now().saturating_sub(2 * 3600));
         Inner {
             cfg,
             base_epoch,
@@ -172,32 +157,20 @@ impl Inner {
     }
 
     pub(super) fn ids(&self, alert_type: &str) -> Vec<String> {
-        self.streams
-            .get(alert_type)
-            .map(|s| s.ids.clone())
-            .unwrap_or_default()
+        self.streams.get(alert_type).map(|s| s.ids.clone()).unwrap_or_default()
     }
 
     pub(super) fn records(&self, alert_type: &str) -> Vec<String> {
-        self.streams
-            .get(alert_type)
-            .map(|s| s.json.iter().map(|j| j.to_string()).collect())
-            .unwrap_or_default()
+        self.streams.get(alert_type).map(|s| s.json.iter().map(|j| j.to_string()).collect()).unwrap_or_default()
     }
 
     pub(super) fn bookmark(&self, alert_type: &str, index: &str) -> Option<usize> {
-        self.bookmarks
-            .get(&(format!("{ALERTS_PREFIX}{alert_type}"), index.to_string()))
-            .map(|b| b.pos)
+        self.bookmarks.get(&(format!("{ALERTS_PREFIX}{alert_type}"), index.to_string())).map(|b| b.pos)
     }
 
     pub(super) fn fail_next(&mut self, n: usize, fault: Fault, alert_type: Option<String>) {
         if n > 0 {
-            self.faults.push_back(FaultRule {
-                remaining: n,
-                fault,
-                alert_type,
-            });
+            self.faults.push_back(FaultRule { remaining: n, fault, alert_type });
         }
     }
 
@@ -244,11 +217,7 @@ impl Inner {
         };
         // A 429 (ours or an injected one) tells the client to stay away for Retry-After, and
         // the rate-limit headers agree with it, as a real exhausted window would.
-        let retry_after = reply
-            .headers
-            .iter()
-            .find(|(k, _)| *k == "retry-after")
-            .map(|(_, v)| v.clone());
+        let retry_after = reply.headers.iter().find(|(k, _)| *k == "retry-after").map(|(_, v)| v.clone());
         reply.headers.push(("ratelimit-limit", limit.to_string()));
         match retry_after {
             Some(secs) => {
@@ -256,9 +225,7 @@ impl Inner {
                 reply.headers.push(("ratelimit-reset", secs));
             }
             None => {
-                reply
-                    .headers
-                    .push(("ratelimit-remaining", remaining.unwrap_or(0).to_string()));
+                reply.headers.push(("ratelimit-remaining", remaining.unwrap_or(0).to_string()));
                 reply.headers.push(("ratelimit-reset", reset.to_string()));
             }
         }
@@ -269,15 +236,9 @@ impl Inner {
     /// when the limit is exceeded, whole seconds until the window resets).
     fn count_request(&mut self, token: &str, at: Instant) -> (u32, Option<u32>, u64) {
         let window = Duration::from_secs(self.cfg.rate_window_secs.max(1));
-        let w = self.windows.entry(token.to_string()).or_insert(RateWindow {
-            started: at,
-            count: 0,
-        });
+        let w = self.windows.entry(token.to_string()).or_insert(RateWindow { started: at, count: 0 });
         if at.saturating_duration_since(w.started) >= window {
-            *w = RateWindow {
-                started: at,
-                count: 0,
-            };
+            *w = RateWindow { started: at, count: 0 };
         }
         w.count = w.count.saturating_add(1);
         let left = window.saturating_sub(at.saturating_duration_since(w.started));
@@ -291,16 +252,11 @@ impl Inner {
         if !self.cfg.alert_types.iter().any(|t| t == alert_type) {
             return Reply::message(404, "This dataexporter does not exist");
         }
-        if let Some(scopes) = &self.cfg.scopes {
-            if !scopes.iter().any(|s| s == alert_type) {
-                return Reply::message(
-                    403,
-                    &format!(
-                        "Invalid token or missing scope: token has no read scope for {}",
-                        req.path
-                    ),
-                );
-            }
+        if let Some(scopes) = &self.cfg.scopes
+            && !scopes.iter().any(|s| s == alert_type)
+        {
+            let message = format!("Invalid token or missing scope: token has no read scope for {}", req.path);
+            return Reply::message(403, &message);
         }
         let Some(index) = req.param("index").filter(|i| !i.is_empty()) else {
             return Reply::message(400, "Missing required query parameter: index");
@@ -354,10 +310,7 @@ impl Inner {
     }
 
     fn take_fault(&mut self, alert_type: &str) -> Option<Fault> {
-        let pos = self
-            .faults
-            .iter()
-            .position(|r| r.alert_type.as_deref().is_none_or(|t| t == alert_type))?;
+        let pos = self.faults.iter().position(|r| r.alert_type.as_deref().is_none_or(|t| t == alert_type))?;
         let rule = &mut self.faults[pos];
         rule.remaining -= 1;
         let fault = rule.fault.clone();
@@ -385,35 +338,20 @@ impl Inner {
             },
             op => {
                 let range = match op {
-                    Operation::Epoch(epoch) => {
-                        page(stream.timestamps.partition_point(|t| *t < epoch))
-                    }
+                    Operation::Epoch(epoch) => page(stream.timestamps.partition_point(|t| *t < epoch)),
                     Operation::Head => page(0),
                     Operation::Tail => len..len,
                     _ => page(self.bookmarks.get(&key).map_or(0, |b| b.pos).min(len)),
                 };
                 self.bookmarks.insert(
                     key,
-                    Bookmark {
-                        pos: range.end,
-                        last: range.clone(),
-                        last_sent: Instant::now(),
-                        last_wait: wait_time,
-                    },
+                    Bookmark { pos: range.end, last: range.clone(), last_sent: Instant::now(), last_wait: wait_time },
                 );
                 range
             }
         };
-        let records = stream
-            .json
-            .get(range)
-            .map(<[Arc<str>]>::to_vec)
-            .unwrap_or_default();
-        Reply {
-            status: 200,
-            headers: Vec::new(),
-            body: Body::Page { wait_time, records },
-        }
+        let records = stream.json.get(range).map(<[Arc<str>]>::to_vec).unwrap_or_default();
+        Reply { status: 200, headers: Vec::new(), body: Body::Page { wait_time, records } }
     }
 }
 
@@ -421,16 +359,11 @@ fn fault_reply(fault: Fault) -> Reply {
     match fault {
         Fault::TooManyRequests { retry_after_secs } => {
             let mut r = Reply::message(429, "Too many requests");
-            r.headers
-                .push(("retry-after", retry_after_secs.to_string()));
+            r.headers.push(("retry-after", retry_after_secs.to_string()));
             r
         }
         Fault::ServiceUnavailable => Reply::message(503, "Service temporarily unavailable"),
-        Fault::NoContent => Reply {
-            status: 204,
-            headers: Vec::new(),
-            body: Body::Empty,
-        },
+        Fault::NoContent => Reply { status: 204, headers: Vec::new(), body: Body::Empty },
         Fault::Conflict => Reply::message(409, "Conflict: the index is in use by another request"),
     }
 }

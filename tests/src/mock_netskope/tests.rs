@@ -27,12 +27,7 @@ impl Got {
     }
 
     fn ids(&self) -> Vec<String> {
-        self.json()["result"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["_id"].as_str().unwrap().to_string())
-            .collect()
+        self.json()["result"].as_array().unwrap().iter().map(|r| r["_id"].as_str().unwrap().to_string()).collect()
     }
 
     fn header(&self, name: &str) -> Option<&str> {
@@ -43,53 +38,32 @@ impl Got {
 async fn get(mock: &MockNetskope, path_and_query: &str, token: Option<&str>) -> Got {
     timeout(LIMIT, async {
         let stream = TcpStream::connect(mock.addr()).await.unwrap();
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
         tokio::spawn(conn);
         let mut req = Request::get(path_and_query).header("host", mock.authority());
         if let Some(token) = token {
             req = req.header("Netskope-Api-Token", token);
         }
-        let resp = sender
-            .send_request(req.body(Empty::<Bytes>::new()).unwrap())
-            .await
-            .unwrap();
+        let resp = sender.send_request(req.body(Empty::<Bytes>::new()).unwrap()).await.unwrap();
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let body = resp.into_body().collect().await.unwrap().to_bytes();
-        Got {
-            status,
-            headers,
-            body: String::from_utf8(body.to_vec()).unwrap(),
-        }
+        Got { status, headers, body: String::from_utf8(body.to_vec()).unwrap() }
     })
     .await
     .expect("request to the mock timed out")
 }
 
 async fn alerts(mock: &MockNetskope, alert_type: &str, index: &str, op: &str) -> Got {
-    get(
-        mock,
-        &format!("/api/v2/events/dataexport/alerts/{alert_type}?index={index}&operation={op}"),
-        Some(TOKEN),
-    )
-    .await
+    get(mock, &format!("/api/v2/events/dataexport/alerts/{alert_type}?index={index}&operation={op}"), Some(TOKEN)).await
 }
 
 async fn start(cfg: MockConfig) -> MockNetskope {
-    timeout(LIMIT, MockNetskope::start(cfg))
-        .await
-        .expect("mock start timed out")
-        .unwrap()
+    timeout(LIMIT, MockNetskope::start(cfg)).await.expect("mock start timed out").unwrap()
 }
 
 fn small_pages() -> MockConfig {
-    MockConfig {
-        page_size: 100,
-        base_epoch: Some(1_722_280_000),
-        ..MockConfig::default()
-    }
+    MockConfig { page_size: 100, base_epoch: Some(1_722_280_000), ..MockConfig::default() }
 }
 
 #[tokio::test]
@@ -125,23 +99,12 @@ async fn epoch_head_and_tail_position_the_bookmark() {
     let mock = start(small_pages()).await;
     mock.add_alerts("policy", 50);
     let records = mock.records("policy");
-    let ts: Vec<u64> = records
-        .iter()
-        .map(|r| {
-            serde_json::from_str::<Value>(r).unwrap()["timestamp"]
-                .as_u64()
-                .unwrap()
-        })
-        .collect();
+    let ts: Vec<u64> =
+        records.iter().map(|r| serde_json::from_str::<Value>(r).unwrap()["timestamp"].as_u64().unwrap()).collect();
     let cut = ts[20];
     let from = alerts(&mock, "policy", "a", &cut.to_string()).await.ids();
-    let expect: Vec<String> = mock
-        .ids("policy")
-        .into_iter()
-        .zip(&ts)
-        .filter(|(_, t)| **t >= cut)
-        .map(|(id, _)| id)
-        .collect();
+    let expect: Vec<String> =
+        mock.ids("policy").into_iter().zip(&ts).filter(|(_, t)| **t >= cut).map(|(id, _)| id).collect();
     assert_eq!(from, expect);
 
     assert_eq!(alerts(&mock, "policy", "a", "head").await.ids().len(), 50);
@@ -182,18 +145,12 @@ async fn bookmarks_are_per_index_and_per_type() {
     // Same index name, unstarted path: must be started first.
     let unstarted = alerts(&mock, "policy", "one", "next").await;
     assert_eq!(unstarted.status, 400);
-    assert!(unstarted.json()["message"]
-        .as_str()
-        .unwrap()
-        .contains("head"));
+    assert!(unstarted.json()["message"].as_str().unwrap().contains("head"));
 }
 
 #[tokio::test]
 async fn auth_scope_type_and_parameter_errors() {
-    let cfg = MockConfig {
-        scopes: Some(vec!["dlp".into()]),
-        ..small_pages()
-    };
+    let cfg = MockConfig { scopes: Some(vec!["dlp".into()]), ..small_pages() };
     let mock = start(cfg).await;
     let path = "/api/v2/events/dataexport/alerts/dlp?index=i&operation=head";
     let missing = get(&mock, path, None).await;
@@ -201,48 +158,15 @@ async fn auth_scope_type_and_parameter_errors() {
     assert!(missing.json()["message"].is_string());
     let wrong = get(&mock, path, Some("nope")).await;
     assert_eq!(wrong.status, 403);
-    assert!(wrong.json()["message"]
-        .as_str()
-        .unwrap()
-        .contains("Invalid token"));
+    assert!(wrong.json()["message"].as_str().unwrap().contains("Invalid token"));
     assert_eq!(alerts(&mock, "malware", "i", "head").await.status, 403);
     let unknown = alerts(&mock, "bogus", "i", "head").await;
     assert_eq!(unknown.status, 404);
-    assert_eq!(
-        unknown.json()["message"],
-        "This dataexporter does not exist"
-    );
+    assert_eq!(unknown.json()["message"], "This dataexporter does not exist");
     // Auth is checked before existence.
-    assert_eq!(
-        get(
-            &mock,
-            "/api/v2/events/dataexport/alerts/bogus?index=i&operation=head",
-            None
-        )
-        .await
-        .status,
-        401
-    );
-    assert_eq!(
-        get(
-            &mock,
-            "/api/v2/events/dataexport/alerts/dlp?operation=head",
-            Some(TOKEN)
-        )
-        .await
-        .status,
-        400
-    );
-    assert_eq!(
-        get(
-            &mock,
-            "/api/v2/events/dataexport/alerts/dlp?index=i",
-            Some(TOKEN)
-        )
-        .await
-        .status,
-        400
-    );
+    assert_eq!(get(&mock, "/api/v2/events/dataexport/alerts/bogus?index=i&operation=head", None).await.status, 401);
+    assert_eq!(get(&mock, "/api/v2/events/dataexport/alerts/dlp?operation=head", Some(TOKEN)).await.status, 400);
+    assert_eq!(get(&mock, "/api/v2/events/dataexport/alerts/dlp?index=i", Some(TOKEN)).await.status, 400);
     assert_eq!(alerts(&mock, "dlp", "i", "sideways").await.status, 400);
     assert_eq!(alerts(&mock, "dlp", "i", "head").await.status, 200);
 
@@ -259,12 +183,7 @@ async fn injected_429_then_success_leaves_the_bookmark() {
     let ids = mock.add_alerts("dlp", 10);
     alerts(&mock, "dlp", "r", "tail").await;
     let more = mock.add_alerts("dlp", 5);
-    mock.fail_next(
-        1,
-        Fault::TooManyRequests {
-            retry_after_secs: 7,
-        },
-    );
+    mock.fail_next(1, Fault::TooManyRequests { retry_after_secs: 7 });
     let limited = alerts(&mock, "dlp", "r", "next").await;
     assert_eq!(limited.status, 429);
     assert_eq!(limited.header("retry-after"), Some("7"));
@@ -275,13 +194,7 @@ async fn injected_429_then_success_leaves_the_bookmark() {
     assert_eq!(ok.ids(), more);
     assert_eq!(ok.header("ratelimit-limit"), Some("600"));
     assert_eq!(ok.header("ratelimit-remaining"), Some("597"));
-    assert!(
-        ok.header("ratelimit-reset")
-            .unwrap()
-            .parse::<u64>()
-            .unwrap()
-            <= 60
-    );
+    assert!(ok.header("ratelimit-reset").unwrap().parse::<u64>().unwrap() <= 60);
     assert_eq!(mock.ids("dlp").len(), ids.len() + more.len());
 }
 
@@ -303,17 +216,8 @@ async fn other_faults_do_not_consume_data() {
 
 #[tokio::test]
 async fn own_rate_limit_answers_429() {
-    let mock = start(MockConfig {
-        rate_limit: 2,
-        ..small_pages()
-    })
-    .await;
-    assert_eq!(
-        alerts(&mock, "dlp", "q", "head")
-            .await
-            .header("ratelimit-remaining"),
-        Some("1")
-    );
+    let mock = start(MockConfig { rate_limit: 2, ..small_pages() }).await;
+    assert_eq!(alerts(&mock, "dlp", "q", "head").await.header("ratelimit-remaining"), Some("1"));
     assert_eq!(alerts(&mock, "dlp", "q", "next").await.status, 200);
     let over = alerts(&mock, "dlp", "q", "next").await;
     assert_eq!(over.status, 429);
@@ -323,11 +227,7 @@ async fn own_rate_limit_answers_429() {
 
 #[tokio::test]
 async fn early_next_is_a_wait_violation() {
-    let mock = start(MockConfig {
-        wait_time: 30,
-        ..small_pages()
-    })
-    .await;
+    let mock = start(MockConfig { wait_time: 30, ..small_pages() }).await;
     mock.add_alerts("dlp", 3);
     let first = alerts(&mock, "dlp", "w", "head").await;
     assert_eq!(first.json()["wait_time"], 30);
@@ -336,20 +236,12 @@ async fn early_next_is_a_wait_violation() {
     assert_eq!(early.status, 200, "early calls are still answered");
     let v = mock.wait_violations();
     assert_eq!(v.len(), 1, "{v:?}");
-    assert!(
-        v[0].contains("operation=next") && v[0].contains("wait_time=30"),
-        "{}",
-        v[0]
-    );
+    assert!(v[0].contains("operation=next") && v[0].contains("wait_time=30"), "{}", v[0]);
 }
 
 #[tokio::test]
 async fn waiting_out_wait_time_is_no_violation() {
-    let mock = start(MockConfig {
-        wait_time: 1,
-        ..small_pages()
-    })
-    .await;
+    let mock = start(MockConfig { wait_time: 1, ..small_pages() }).await;
     alerts(&mock, "dlp", "w", "tail").await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     // The response to this one says wait_time=0, so the calls after it may come at once.
@@ -357,11 +249,7 @@ async fn waiting_out_wait_time_is_no_violation() {
     alerts(&mock, "dlp", "w", "next").await;
     alerts(&mock, "dlp", "w", "next").await;
     alerts(&mock, "dlp", "w", "resend").await;
-    assert!(
-        mock.wait_violations().is_empty(),
-        "{:?}",
-        mock.wait_violations()
-    );
+    assert!(mock.wait_violations().is_empty(), "{:?}", mock.wait_violations());
 }
 
 #[tokio::test]
@@ -370,19 +258,9 @@ async fn big_integers_and_unicode_survive_verbatim() {
     mock.add_alerts("dlp", 40);
     let page = alerts(&mock, "dlp", "u", "head").await;
     let records = mock.records("dlp");
-    assert_eq!(
-        page.body,
-        format!(
-            "{{\"ok\":1,\"wait_time\":0,\"result\":[{}]}}",
-            records.join(",")
-        )
-    );
-    let big: Vec<u64> = page.json()["result"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["dlp_incident_id"].as_u64().unwrap())
-        .collect();
+    assert_eq!(page.body, format!("{{\"ok\":1,\"wait_time\":0,\"result\":[{}]}}", records.join(",")));
+    let big: Vec<u64> =
+        page.json()["result"].as_array().unwrap().iter().map(|r| r["dlp_incident_id"].as_u64().unwrap()).collect();
     assert!(big.iter().all(|n| *n > 1 << 53));
     for n in &big {
         assert!(page.body.contains(&format!("\"dlp_incident_id\":{n}")));
@@ -395,10 +273,7 @@ async fn big_integers_and_unicode_survive_verbatim() {
         .iter()
         .map(|r| r["alert_type"].as_str().unwrap().to_string())
         .collect();
-    assert!(
-        labels.iter().any(|l| l == "DLP") && labels.iter().any(|l| l == "dlp"),
-        "{labels:?}"
-    );
+    assert!(labels.iter().any(|l| l == "DLP") && labels.iter().any(|l| l == "dlp"), "{labels:?}");
 }
 
 #[tokio::test]
@@ -415,11 +290,7 @@ async fn ids_are_unique_and_timestamps_ordered() {
     let ts: Vec<u64> = mock
         .records("malware")
         .iter()
-        .map(|r| {
-            serde_json::from_str::<Value>(r).unwrap()["timestamp"]
-                .as_u64()
-                .unwrap()
-        })
+        .map(|r| serde_json::from_str::<Value>(r).unwrap()["timestamp"].as_u64().unwrap())
         .collect();
     assert!(ts.windows(2).all(|w| w[0] <= w[1]));
 }
@@ -430,10 +301,7 @@ async fn full_pages_of_ten_thousand() {
     mock.add_alerts("dlp", 25_000);
     let first = alerts(&mock, "dlp", "big", "head").await;
     assert_eq!(first.ids().len(), 10_000);
-    assert_eq!(
-        alerts(&mock, "dlp", "big", "next").await.ids().len(),
-        10_000
-    );
+    assert_eq!(alerts(&mock, "dlp", "big", "next").await.ids().len(), 10_000);
     assert_eq!(alerts(&mock, "dlp", "big", "next").await.ids().len(), 5_000);
 }
 
@@ -441,34 +309,18 @@ async fn full_pages_of_ten_thousand() {
 async fn unknown_paths_and_percent_encoding() {
     let mock = start(small_pages()).await;
     assert_eq!(
-        get(
-            &mock,
-            "/api/v2/events/dataexport/events/page?index=i&operation=head",
-            Some(TOKEN)
-        )
-        .await
-        .status,
+        get(&mock, "/api/v2/events/dataexport/events/page?index=i&operation=head", Some(TOKEN)).await.status,
         404
     );
     mock.add_alerts("dlp", 1);
-    assert_eq!(
-        alerts(&mock, "dlp", "acme%20siem%2F01", "head")
-            .await
-            .status,
-        200
-    );
+    assert_eq!(alerts(&mock, "dlp", "acme%20siem%2F01", "head").await.status, 200);
     assert_eq!(mock.bookmark("dlp", "acme siem/01"), Some(1));
     assert_eq!(mock.requests()[1].param("index"), Some("acme siem/01"));
 }
 
 #[tokio::test]
 async fn start_rejects_oversized_pages_and_drop_stops_the_server() {
-    assert!(MockNetskope::start(MockConfig {
-        page_size: 10_001,
-        ..MockConfig::default()
-    })
-    .await
-    .is_err());
+    assert!(MockNetskope::start(MockConfig { page_size: 10_001, ..MockConfig::default() }).await.is_err());
     let mock = start(small_pages()).await;
     let addr = mock.addr();
     drop(mock);

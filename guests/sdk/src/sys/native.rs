@@ -20,11 +20,7 @@ pub(crate) fn http_send(request: Request) -> Result<Response, HttpError> {
     let target = request.target()?;
     Err(HttpError::new(
         HttpErrorKind::Unsupported,
-        format!(
-            "{NO_HOST} ({} {})",
-            request.method.as_str(),
-            target.authority
-        ),
+        format!("{NO_HOST} ({} {})", request.method.as_str(), target.authority),
     ))
 }
 
@@ -57,9 +53,7 @@ pub(crate) fn log(level: Level, message: &str) {
 }
 
 pub(crate) fn wall_clock() -> Duration {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
 }
 
 pub(crate) fn sleep(duration: Duration) {

@@ -50,54 +50,24 @@ pub struct Adapter<T>(PhantomData<T>);
 
 impl<T: Collector> bindings::Guest for Adapter<T> {
     fn info() -> types::CollectorInfo {
-        let Info {
-            name,
-            version,
-            vendor,
-            settings,
-        } = T::info();
-        types::CollectorInfo {
-            name,
-            version,
-            vendor,
-            settings: settings.into_iter().map(setting_spec).collect(),
-        }
+        let Info { name, version, vendor, settings } = T::info();
+        types::CollectorInfo { name, version, vendor, settings: settings.into_iter().map(setting_spec).collect() }
     }
 
     fn collect() -> Result<types::RunSummary, types::CollectError> {
         install_panic_hook();
         match T::collect() {
-            Ok(Summary {
-                pages,
-                duplicates,
-                caught_up,
-                note,
-            }) => Ok(types::RunSummary {
-                pages,
-                duplicates,
-                caught_up,
-                note,
-            }),
+            Ok(Summary { pages, duplicates, caught_up, note }) => {
+                Ok(types::RunSummary { pages, duplicates, caught_up, note })
+            }
             Err(e) => Err(collect_error(e)),
         }
     }
 }
 
 fn setting_spec(s: SettingSpec) -> types::SettingSpec {
-    let SettingSpec {
-        name,
-        description,
-        required,
-        secret,
-        default_value,
-    } = s;
-    types::SettingSpec {
-        name,
-        description,
-        required,
-        secret,
-        default_value,
-    }
+    let SettingSpec { name, description, required, secret, default_value } = s;
+    types::SettingSpec { name, description, required, secret, default_value }
 }
 
 fn collect_error(e: Error) -> types::CollectError {
@@ -124,9 +94,7 @@ fn install_panic_hook() {
     HOOK.call_once(|| {
         std::panic::set_hook(Box::new(|info| {
             // One line, message first: it is what operators and tests look for.
-            let message = info
-                .payload_as_str()
-                .unwrap_or("panic with a non-string payload");
+            let message = info.payload_as_str().unwrap_or("panic with a non-string payload");
             let text = match info.location() {
                 Some(at) => format!("{message} (at {}:{}:{})", at.file(), at.line(), at.column()),
                 None => message.to_string(),
@@ -155,9 +123,7 @@ pub(crate) fn checkpoint_load() -> Option<String> {
 pub(crate) fn checkpoint_commit(cursor: &str) -> Result<Vec<String>, Error> {
     use checkpoint::CheckpointError as E;
     checkpoint::commit(cursor).map_err(|e| match e {
-        E::Conflict(m) => Error::Host(format!(
-            "checkpoint conflict, another writer changed this source's state: {m}"
-        )),
+        E::Conflict(m) => Error::Host(format!("checkpoint conflict, another writer changed this source's state: {m}")),
         E::Storage(m) => Error::Host(format!("checkpoint storage failed: {m}")),
         E::Invalid(m) => Error::Host(format!("checkpoint refused as invalid: {m}")),
     })
@@ -166,12 +132,8 @@ pub(crate) fn checkpoint_commit(cursor: &str) -> Result<Vec<String>, Error> {
 pub(crate) fn sink_emit(records: Vec<String>) -> Result<(), Error> {
     use sink::SinkError as E;
     sink::emit(&records).map_err(|e| match e {
-        E::InvalidRecord((index, m)) => {
-            Error::Host(format!("the host refused record {index} of the batch: {m}"))
-        }
-        E::BufferFull(m) => Error::Host(format!(
-            "the host's record buffer is full ({m}); commit more often"
-        )),
+        E::InvalidRecord((index, m)) => Error::Host(format!("the host refused record {index} of the batch: {m}")),
+        E::BufferFull(m) => Error::Host(format!("the host's record buffer is full ({m}); commit more often")),
     })
 }
 

@@ -15,8 +15,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use siphon_sdk::{
-    Collector, Error, Info, Record, SettingSpec, Summary, checkpoint, config, export_collector,
-    http, sink, time,
+    Collector, Error, Info, Record, SettingSpec, Summary, checkpoint, config, export_collector, http, sink, time,
 };
 
 const MODES: &str = "spin, alloc-bomb, panic, forbidden-host, emit, sleep";
@@ -26,29 +25,14 @@ struct Fault;
 
 impl Collector for Fault {
     fn info() -> Info {
-        Info::new(
-            "fault",
-            env!("CARGO_PKG_VERSION"),
-            "siphon test suite (fault injection)",
-        )
-        .setting(SettingSpec::required(
-            "mode",
-            "What to do: spin, alloc-bomb, panic, forbidden-host, emit or sleep",
-        ))
-        .setting(SettingSpec::optional_without_default(
-            "url",
-            "URL to GET in mode `forbidden-host`",
-        ))
-        .setting(SettingSpec::optional(
-            "count",
-            "Records to emit in mode `emit`",
-            "3",
-        ))
-        .setting(SettingSpec::optional(
-            "seconds",
-            "Seconds to sleep in mode `sleep`",
-            "1",
-        ))
+        Info::new("fault", env!("CARGO_PKG_VERSION"), "siphon test suite (fault injection)")
+            .setting(SettingSpec::required(
+                "mode",
+                "What to do: spin, alloc-bomb, panic, forbidden-host, emit or sleep",
+            ))
+            .setting(SettingSpec::optional_without_default("url", "URL to GET in mode `forbidden-host`"))
+            .setting(SettingSpec::optional("count", "Records to emit in mode `emit`", "3"))
+            .setting(SettingSpec::optional("seconds", "Seconds to sleep in mode `sleep`", "1"))
     }
 
     fn collect() -> Result<Summary, Error> {
@@ -60,11 +44,7 @@ impl Collector for Fault {
             "forbidden-host" => forbidden_host(),
             "emit" => emit(),
             "sleep" => sleep(),
-            other => Err(config::invalid(
-                "mode",
-                other,
-                &format!("expected one of: {MODES}"),
-            )),
+            other => Err(config::invalid("mode", other, &format!("expected one of: {MODES}"))),
         }
     }
 }
@@ -111,21 +91,11 @@ fn emit() -> Result<Summary, Error> {
         .collect::<Result<Vec<_>, _>>()?;
     sink::emit(records)?;
     checkpoint::commit(r#"{"done":true}"#)?;
-    Ok(Summary {
-        pages: 1,
-        duplicates: 0,
-        caught_up: true,
-        note: Some(format!("emitted {count} records")),
-    })
+    Ok(Summary { pages: 1, duplicates: 0, caught_up: true, note: Some(format!("emitted {count} records")) })
 }
 
 fn sleep() -> Result<Summary, Error> {
     let seconds = config::setting_u64_or("seconds", 1)?;
     time::sleep(Duration::from_secs(seconds));
-    Ok(Summary {
-        pages: 0,
-        duplicates: 0,
-        caught_up: true,
-        note: Some(format!("slept {seconds}s")),
-    })
+    Ok(Summary { pages: 0, duplicates: 0, caught_up: true, note: Some(format!("slept {seconds}s")) })
 }
