@@ -24,11 +24,11 @@
 //! writer's remaining objects would land after the undo and stay in the sink
 //! while their records are fetched again — duplicates (and, had the writer
 //! finished first, the deletes would remove records its cursor counts as
-//! delivered). The claim creates the first missing object *empty*,
+//! delivered). The claim creates the first missing object *without records*,
 //! create-only; the writer uploads in order, so its create of that name
 //! fails and it can never complete the commit: it removes what it uploaded
-//! and reports a conflict, leaving the state to the claimer. An empty object
-//! holds no records and never counts as existing; the claim stays in the
+//! and reports a conflict, leaving the state to the claimer. A claim (an
+//! empty `.ndjson`, or a gzip stream of nothing) never counts as existing; the claim stays in the
 //! sink (removing it would let a slow writer through).
 //!
 //! A writer whose upload reports an error claims that name the same way
@@ -118,6 +118,17 @@ impl Delivery {
             Some(s) => (s.state, Some(s.generation)),
             None => (SourceState { version: STATE_VERSION, ..Default::default() }, None),
         };
+        // Object names carry the run's start to the millisecond and must
+        // never repeat. A run that does not start after the last state write
+        // (another process that started in the same millisecond, or a clock
+        // that went back) names its objects just after that write. A writer
+        // this run has not seen cannot collide with it: that writer's state
+        // writes change the generation, so this run's first write fails
+        // before it uploads anything.
+        let started = match current.updated_at {
+            Some(last) if last >= started => last + chrono::TimeDelta::milliseconds(1),
+            _ => started,
+        };
         let mut delivery = Delivery {
             source: source.to_owned(),
             sink,
@@ -166,7 +177,7 @@ impl Delivery {
         self.write(next).await
     }
 
-    /// Create the first of `objects` that is not `present` empty, so that a
+    /// Claim the first of `objects` that is not `present`, so that a
     /// writer still uploading them cannot complete its commit (see the module
     /// docs). Returns the claimed name, or `None` when every object turns out
     /// to be there (uploads that landed meanwhile are marked `present`).
@@ -187,15 +198,15 @@ impl Delivery {
         Ok(None)
     }
 
-    /// Create `name` empty, create-only. Returns whether the object holds
+    /// Create `name` without records, create-only. Returns whether the object holds
     /// data after all (its upload landed first); otherwise it is now claimed,
     /// by this run or an earlier one (a claim is never taken for data). The
     /// first create of a name decides, so every process that asks gets the
     /// same answer.
     async fn claim(&self, name: &str) -> Result<bool, DeliveryError> {
-        // Empty, with the content type of the layout's objects.
-        let mut claim = self.layout.encode(&[])?;
-        claim.body = bytes::Bytes::new();
+        // No records, encoded as the layout's objects are (a `.ndjson.gz`
+        // claim is a valid gzip stream of nothing).
+        let claim = self.layout.encode(&[])?;
         match self.sink.create(name, &claim).await {
             Ok(()) => Ok(false),
             Err(SinkError::AlreadyExists(_)) => self.sink.exists(name).await.map_err(|e| self.sink_error(e)),

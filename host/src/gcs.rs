@@ -197,16 +197,25 @@ impl GcsClient {
         }
     }
 
-    /// Whether the object exists and is not empty: a read of at most its
-    /// first chunk. The size comes from `x-goog-stored-content-length`, which
-    /// emulators may leave out; then the first chunk tells.
+    /// Whether the object exists and holds records (see
+    /// [`crate::sink::holds_records`]): an object larger than a claim can be
+    /// is not read; a small one is read in full. The size comes from
+    /// `x-goog-stored-content-length`, which emulators may leave out; then
+    /// the body is read until it is too large for a claim.
     pub async fn holds_data(&self, name: &str) -> Result<bool, GcsError> {
         let call = async {
             let mut response = self.storage.read_object(&self.bucket_path, name).send().await?;
-            if response.object().size > 0 {
+            if response.object().size as u64 > crate::sink::CLAIM_MAX_BYTES {
                 return Ok(true);
             }
-            Ok(response.next().await.transpose()?.is_some_and(|chunk| !chunk.is_empty()))
+            let mut body = Vec::new();
+            while let Some(chunk) = response.next().await.transpose()? {
+                body.extend_from_slice(&chunk);
+                if body.len() as u64 > crate::sink::CLAIM_MAX_BYTES {
+                    return Ok(true);
+                }
+            }
+            Ok(crate::sink::holds_records(&body))
         };
         match self.bounded(name, "check", call).await {
             Ok(found) => Ok(found),

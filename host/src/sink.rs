@@ -39,14 +39,34 @@ pub trait Sink: Send + Sync {
     /// Durable when it returns `Ok`.
     async fn create(&self, name: &str, object: &Object) -> Result<(), SinkError>;
 
-    /// Whether an object holding data exists (used by commit recovery). An
-    /// empty object counts as absent: every object written holds at least
-    /// one record, and an empty one is a claim left by recovery (see
-    /// `delivery`).
+    /// Whether an object holding records exists (used by commit recovery).
+    /// An object without records counts as absent: every object written
+    /// holds at least one, and one without is a claim left by recovery (see
+    /// `delivery` and [`holds_records`]).
     async fn exists(&self, name: &str) -> Result<bool, SinkError>;
 
     /// Remove an object (used by commit recovery to undo half a commit).
     async fn delete(&self, name: &str) -> Result<(), SinkError>;
+}
+
+/// Objects up to this size are read back by [`Sink::exists`] to tell a
+/// claim from data; a claim is at most an empty gzip stream (about 20 bytes).
+pub const CLAIM_MAX_BYTES: u64 = 64;
+
+/// Whether stored bytes hold records: they are not empty and, when gzip,
+/// do not decode to nothing. Bytes that hold none are a claim (see
+/// `delivery`): `.ndjson` claims are empty and `.ndjson.gz` claims are a
+/// valid gzip stream of nothing, so a feed that reads them finds no records
+/// and no corrupt file. Bytes that are not valid gzip count as data.
+pub fn holds_records(body: &[u8]) -> bool {
+    if body.is_empty() {
+        return false;
+    }
+    if !body.starts_with(&[0x1f, 0x8b]) {
+        return true;
+    }
+    let mut first = [0u8; 1];
+    !matches!(std::io::Read::read(&mut flate2::read::MultiGzDecoder::new(body), &mut first), Ok(0))
 }
 
 /// One encoded object.
@@ -185,6 +205,19 @@ mod tests {
         let sizes: Vec<usize> = l.split(&recs).iter().map(|g| g.len()).collect();
         assert_eq!(sizes, vec![1; 10]);
         assert!(l.split(&[]).is_empty());
+    }
+
+    #[test]
+    fn claims_hold_no_records_and_data_does() {
+        for gzip in [false, true] {
+            let l = layout(gzip, 10, 1 << 20);
+            let claim = l.encode(&[]).unwrap();
+            assert!(!holds_records(&claim.body), "gzip {gzip}");
+            assert!((claim.body.len() as u64) <= CLAIM_MAX_BYTES);
+            assert!(holds_records(&l.encode(&["{}".to_owned()]).unwrap().body), "gzip {gzip}");
+        }
+        assert!(!holds_records(b""));
+        assert!(holds_records(&[0x1f, 0x8b, 0xff]), "not gzip after all: data");
     }
 
     #[test]

@@ -319,3 +319,20 @@ async fn a_writer_still_uploading_cannot_complete_a_commit_another_run_recovered
     let d = open(Arc::new(inner.clone()), &state, 2).await;
     assert_eq!(d.cursor(), Some("c0"), "an empty object does not complete a commit");
 }
+
+#[tokio::test]
+async fn object_names_never_repeat_across_runs_that_start_in_the_same_millisecond() {
+    let sink = MemorySink::default();
+    let state = MemoryStateStore::default();
+    // Two runs with the same start time, one after the other: the second
+    // sees the first's state write and names its objects after it.
+    let mut first = open(Arc::new(sink.clone()), &state, 0).await;
+    first.push(records(0..1)).unwrap();
+    let a = first.commit(Some("c1".into())).await.unwrap();
+    let mut second = open(Arc::new(sink.clone()), &state, 0).await;
+    second.push(records(1..2)).unwrap();
+    let b = second.commit(Some("c2".into())).await.unwrap();
+    assert_ne!(a, b);
+    assert_eq!(sink.objects().len(), 2, "both objects are kept");
+    assert_eq!(stored(&state).await.cursor.as_deref(), Some("c2"));
+}

@@ -72,8 +72,13 @@ impl Sink for LocalDirSink {
 
     async fn exists(&self, name: &str) -> Result<bool, SinkError> {
         let path = self.path(name)?;
-        match tokio::fs::metadata(&path).await {
-            Ok(m) => Ok(m.len() > 0),
+        let small = match tokio::fs::metadata(&path).await {
+            Ok(m) if m.len() > super::CLAIM_MAX_BYTES => return Ok(true),
+            Ok(_) => tokio::fs::read(&path).await,
+            Err(e) => Err(e),
+        };
+        match small {
+            Ok(body) => Ok(super::holds_records(&body)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(SinkError::Backend(format!("cannot check {}: {e}", path.display()))),
         }
@@ -117,9 +122,12 @@ mod tests {
         assert_eq!(left.len(), 1);
         sink.delete("a/b/x.ndjson").await.unwrap();
         assert!(!sink.exists("a/b/x.ndjson").await.unwrap());
-        // An empty object (a recovery's claim) holds no data.
+        // An object without records (a recovery's claim) holds no data.
         sink.create("a/b/claim.ndjson", &obj("")).await.unwrap();
         assert!(!sink.exists("a/b/claim.ndjson").await.unwrap());
+        let empty_gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default()).finish().unwrap();
+        sink.create("a/b/claim.ndjson.gz", &Object { body: empty_gzip.into(), ..obj("") }).await.unwrap();
+        assert!(!sink.exists("a/b/claim.ndjson.gz").await.unwrap());
         assert!(sink.create("../escape", &obj("{}\n")).await.is_err());
     }
 }

@@ -40,7 +40,7 @@ impl Sink for MemorySink {
     }
 
     async fn exists(&self, name: &str) -> Result<bool, SinkError> {
-        Ok(self.lock().get(name).is_some_and(|o| !o.body.is_empty()))
+        Ok(self.lock().get(name).is_some_and(|o| super::holds_records(&o.body)))
     }
 
     async fn delete(&self, name: &str) -> Result<(), SinkError> {
