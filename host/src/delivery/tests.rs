@@ -13,23 +13,41 @@ use crate::sink::memory::MemorySink;
 use crate::sink::{Object, Sink, SinkError};
 use crate::state::memory::MemoryStateStore;
 
-/// A memory sink whose `create` fails once the given number of objects exist.
-struct FailAfter {
+/// What a [`Hooked`] sink does with one `create`.
+enum Upload {
+    Store,
+    /// Fail without storing.
+    Refuse,
+    /// Store, then report a failure (a timeout after the server stored it).
+    StoreThenFail,
+}
+
+/// A memory sink whose `create` asks `hook` (the call's number from 0, and
+/// the object) what to do.
+struct Hooked<F> {
     inner: MemorySink,
-    allowed: AtomicUsize,
+    calls: AtomicUsize,
+    hook: F,
+}
+
+fn hooked(inner: &MemorySink, hook: impl Fn(usize, &Object) -> Upload + Send + Sync + 'static) -> Arc<dyn Sink> {
+    Arc::new(Hooked { inner: inner.clone(), calls: AtomicUsize::new(0), hook })
 }
 
 #[async_trait]
-impl Sink for FailAfter {
+impl<F: Fn(usize, &Object) -> Upload + Send + Sync> Sink for Hooked<F> {
     fn describe(&self) -> String {
-        "failing test sink".into()
+        "hooked test sink".into()
     }
     async fn create(&self, name: &str, object: &Object) -> Result<(), SinkError> {
-        if self.allowed.load(Ordering::SeqCst) == 0 {
-            return Err(SinkError::Backend("injected failure".into()));
+        match (self.hook)(self.calls.fetch_add(1, Ordering::SeqCst), object) {
+            Upload::Store => self.inner.create(name, object).await,
+            Upload::Refuse => Err(SinkError::Backend("injected failure".into())),
+            Upload::StoreThenFail => {
+                self.inner.create(name, object).await?;
+                Err(SinkError::Backend("timeout (injected after the write landed)".into()))
+            }
         }
-        self.allowed.fetch_sub(1, Ordering::SeqCst);
-        self.inner.create(name, object).await
     }
     async fn exists(&self, name: &str) -> Result<bool, SinkError> {
         self.inner.exists(name).await
@@ -83,7 +101,8 @@ async fn commit_writes_objects_then_cursor() {
 #[tokio::test]
 async fn a_failed_upload_keeps_the_cursor_and_the_next_run_undoes_it() {
     let inner = MemorySink::default();
-    let sink = Arc::new(FailAfter { inner: inner.clone(), allowed: AtomicUsize::new(1) });
+    // The sink stores one object, then fails every create (claims too).
+    let sink = hooked(&inner, |n, _| if n == 0 { Upload::Store } else { Upload::Refuse });
     let state = MemoryStateStore::default();
     let mut d = open(sink, &state, 0).await;
     d.commit(Some("c0".into())).await.unwrap();
@@ -177,34 +196,11 @@ async fn empty_commits_only_move_the_cursor() {
     assert!(d.push(vec!["x".repeat(2 << 20)]).is_err(), "the pending buffer is bounded");
 }
 
-/// A sink whose upload stores the object but then reports a failure, like a
-/// timeout after the server committed the write.
-struct LandsButFails {
-    inner: MemorySink,
-}
-
-#[async_trait]
-impl Sink for LandsButFails {
-    fn describe(&self) -> String {
-        "lands-but-fails test sink".into()
-    }
-    async fn create(&self, name: &str, object: &Object) -> Result<(), SinkError> {
-        self.inner.create(name, object).await?;
-        Err(SinkError::Backend("timeout (injected after the write landed)".into()))
-    }
-    async fn exists(&self, name: &str) -> Result<bool, SinkError> {
-        self.inner.exists(name).await
-    }
-    async fn delete(&self, name: &str) -> Result<(), SinkError> {
-        self.inner.delete(name).await
-    }
-}
-
 #[tokio::test]
 async fn an_upload_that_landed_despite_an_error_completes_the_commit() {
     let inner = MemorySink::default();
     let state = MemoryStateStore::default();
-    let mut d = open(Arc::new(LandsButFails { inner: inner.clone() }), &state, 0).await;
+    let mut d = open(hooked(&inner, |_, _| Upload::StoreThenFail), &state, 0).await;
     d.push(records(0..1)).unwrap();
     d.commit(Some("c1".into())).await.unwrap();
     let objects = inner.objects();
@@ -214,42 +210,17 @@ async fn an_upload_that_landed_despite_an_error_completes_the_commit() {
     assert_eq!((st.cursor.as_deref(), st.pending), (Some("c1"), None));
 }
 
-/// A sink that refuses the upload of every object after the first (claims,
-/// which are empty, go through).
-struct RefusesAfterFirst {
-    inner: MemorySink,
-    uploads: AtomicUsize,
-}
-
-#[async_trait]
-impl Sink for RefusesAfterFirst {
-    fn describe(&self) -> String {
-        "refuses-after-first test sink".into()
-    }
-    async fn create(&self, name: &str, object: &Object) -> Result<(), SinkError> {
-        if !object.body.is_empty() && self.uploads.fetch_add(1, Ordering::SeqCst) > 0 {
-            return Err(SinkError::Backend("503 (injected)".into()));
-        }
-        self.inner.create(name, object).await
-    }
-    async fn exists(&self, name: &str) -> Result<bool, SinkError> {
-        self.inner.exists(name).await
-    }
-    async fn delete(&self, name: &str) -> Result<(), SinkError> {
-        self.inner.delete(name).await
-    }
-}
-
 #[tokio::test]
 async fn a_refused_upload_rolls_the_commit_back() {
     let inner = MemorySink::default();
     let state = MemoryStateStore::default();
-    let sink = RefusesAfterFirst { inner: inner.clone(), uploads: AtomicUsize::new(0) };
-    let mut d = open(Arc::new(sink), &state, 0).await;
+    // The first object is stored, the second refused; the claim goes through.
+    let sink = hooked(&inner, |n, o| if n == 0 || o.body.is_empty() { Upload::Store } else { Upload::Refuse });
+    let mut d = open(sink, &state, 0).await;
     d.commit(Some("c0".into())).await.unwrap();
     d.push(records(0..6)).unwrap();
     let err = d.commit(Some("c1".into())).await.unwrap_err();
-    assert!(err.to_string().contains("503"), "{err}");
+    assert!(err.to_string().contains("injected failure"), "{err}");
     let objects = inner.objects();
     assert!(objects.iter().all(|(_, o)| o.body.is_empty()), "no records stay behind: {objects:?}");
     assert_eq!(objects.len(), 1, "the refused name is claimed: {objects:?}");
