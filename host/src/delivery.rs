@@ -160,6 +160,7 @@ impl Delivery {
             None => {
                 tracing::info!(source = %self.source, objects = intent.objects.len(), records = intent.records,
                     "Recovered an interrupted commit: its objects are in the sink, committing its cursor");
+                crate::telemetry::commit_recovered(&self.source, "adopted");
                 next.cursor = intent.cursor;
             }
             Some(claimed) => {
@@ -172,6 +173,7 @@ impl Delivery {
                 tracing::warn!(source = %self.source, objects = intent.objects.len(), found, records = intent.records,
                     claimed = %claimed,
                     "Undid an interrupted commit: not all of its objects were written; its records will be fetched again");
+                crate::telemetry::commit_recovered(&self.source, "undone");
             }
         }
         self.write(next).await

@@ -53,10 +53,23 @@ pub fn http_latency(source: &str, elapsed: Duration) {
         .record(elapsed.as_secs_f64());
 }
 
-/// A run ended with `outcome` (`ok` or an error kind).
+/// A run ended with `outcome` (`ok` or an error kind). A successful run
+/// also sets `siphon_last_success_timestamp_seconds`, the gauge to alert on
+/// when a source stops delivering.
 pub fn run_finished(source: &str, outcome: &str, elapsed: Duration) {
     metrics::counter!("siphon_runs_total", "source" => source.to_owned(), "outcome" => outcome.to_owned()).increment(1);
     metrics::histogram!("siphon_run_duration_seconds", "source" => source.to_owned()).record(elapsed.as_secs_f64());
+    if outcome == "ok" {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        metrics::gauge!("siphon_last_success_timestamp_seconds", "source" => source.to_owned()).set(now.as_secs_f64());
+    }
+}
+
+/// A run found an interrupted commit and settled it: `adopted` (its objects
+/// were all in the sink) or `undone` (its records will be fetched again).
+pub fn commit_recovered(source: &str, outcome: &'static str) {
+    metrics::counter!("siphon_commit_recoveries_total", "source" => source.to_owned(), "outcome" => outcome)
+        .increment(1);
 }
 
 /// Records and objects durably delivered to the sink.

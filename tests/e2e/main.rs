@@ -10,6 +10,7 @@ mod cli;
 mod common;
 mod conflict;
 mod crash;
+mod daemon;
 mod faults;
 mod faults_gcs;
 mod gcs;

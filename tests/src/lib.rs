@@ -11,7 +11,7 @@ pub mod mock_netskope;
 /// A plain-HTTP reqwest client for the GCS fixtures. reqwest is built without
 /// a rustls provider in this workspace (see `host/Cargo.toml`), so install
 /// ring first, as siphon does.
-pub(crate) fn http_client(timeout: Option<std::time::Duration>) -> reqwest::Result<reqwest::Client> {
+pub fn http_client(timeout: Option<std::time::Duration>) -> reqwest::Result<reqwest::Client> {
     // Err means a provider is installed already.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let builder = reqwest::Client::builder();
