@@ -42,6 +42,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use crate::lease::Lease;
 use crate::sink::{Layout, Sink, SinkError};
 use crate::state::{Generation, PendingCommit, STATE_VERSION, SourceState, StateError, StateStore};
 
@@ -62,6 +63,18 @@ pub enum DeliveryError {
     /// Records could not be encoded.
     #[error("cannot encode records: {0}")]
     Encode(#[from] std::io::Error),
+    /// Another live run holds the source (see `lease`); nothing was touched.
+    #[error(
+        "source `{source_name}` is busy: run {} on host {} (pid {}) holds it until {}; only one run may collect \
+         a source at a time (is a second siphon running on it?)",
+        held.run_id, held.host, held.pid, held.until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    )]
+    Busy {
+        /// Source name.
+        source_name: String,
+        /// The lease found.
+        held: Lease,
+    },
 }
 
 /// Records wait here between `emit` and `commit`.
@@ -104,7 +117,9 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    /// Load the source's state, finishing or undoing an interrupted commit.
+    /// Load the source's state and take its lease for this run (`lease`;
+    /// fails with [`DeliveryError::Busy`] while another live run holds it),
+    /// finishing or undoing an interrupted commit.
     pub async fn open(
         source: &str,
         sink: Arc<dyn Sink>,
@@ -112,6 +127,7 @@ impl Delivery {
         layout: Layout,
         started: DateTime<Utc>,
         max_pending: usize,
+        lease: Lease,
     ) -> Result<Delivery, DeliveryError> {
         let stored = state.load(source).await?;
         let (current, generation) = match stored {
@@ -143,10 +159,34 @@ impl Delivery {
             max_pending,
             stats: DeliveryStats::default(),
         };
-        if let Some(intent) = delivery.current.pending.clone() {
-            delivery.recover(intent).await?;
+        if let Some(held) = &delivery.current.lease
+            && held.excludes(&lease, Utc::now())
+        {
+            return Err(DeliveryError::Busy { source_name: source.to_owned(), held: held.clone() });
+        }
+        delivery.current.lease = Some(lease);
+        match delivery.current.pending.clone() {
+            Some(intent) => delivery.recover(intent).await?,
+            None => {
+                let next = delivery.current.clone();
+                delivery.store(next).await?;
+            }
         }
         Ok(delivery)
+    }
+
+    /// Give up this run's lease, best effort (an expired or orphaned lease
+    /// does not block later runs; see `lease`).
+    pub async fn release(&mut self) {
+        let mut next = self.current.clone();
+        next.lease = None;
+        match self.store(next).await {
+            Ok(()) => {}
+            // Another run wrote the state since: the lease is not ours any more.
+            Err(DeliveryError::State(StateError::Conflict { .. })) => {}
+            Err(e) => tracing::warn!(source = %self.source, error = %e,
+                "Cannot release the run's lease; it ends by itself"),
+        }
     }
 
     async fn recover(&mut self, intent: PendingCommit) -> Result<(), DeliveryError> {
@@ -365,13 +405,20 @@ impl Delivery {
         }
     }
 
-    async fn write(&mut self, mut next: SourceState) -> Result<(), DeliveryError> {
+    /// Write a state that changes the cursor or the intent: a commit.
+    async fn write(&mut self, next: SourceState) -> Result<(), DeliveryError> {
+        self.store(next).await?;
+        self.stats.commits += 1;
+        Ok(())
+    }
+
+    /// Write `next`, conditional on the generation this run last read or wrote.
+    async fn store(&mut self, mut next: SourceState) -> Result<(), DeliveryError> {
         next.version = STATE_VERSION;
         next.updated_at = Some(Utc::now());
         let generation = self.state.store(&self.source, &next, self.generation).await?;
         self.generation = Some(generation);
         self.current = next;
-        self.stats.commits += 1;
         Ok(())
     }
 

@@ -15,6 +15,7 @@ pub mod egress;
 pub mod engine;
 pub mod gcs;
 pub mod imports;
+pub mod lease;
 pub mod limits;
 pub mod runner;
 pub mod scheduler;

@@ -59,6 +59,7 @@ impl RunError {
             RunError::OutOfMemory { .. } => "out_of_memory",
             RunError::Panic(_) => "panic",
             RunError::Trap(_) => "trap",
+            RunError::Delivery(DeliveryError::Busy { .. }) => "busy",
             RunError::Delivery(_) => "delivery",
         }
     }
@@ -142,6 +143,7 @@ async fn run_in_span(runtime: &Runtime, source: &Arc<SourceRuntime>, run_id: Str
         source.layout.clone(),
         started,
         spec.limits.max_pending_size.as_u64() as usize,
+        crate::lease::Lease::for_run(&report.run_id, started, deadline),
     )
     .await;
     let delivery = match delivery {
@@ -182,9 +184,11 @@ async fn run_in_span(runtime: &Runtime, source: &Arc<SourceRuntime>, run_id: Str
     if let (Err(_), Some(d)) = (&report.outcome, delivery.as_mut()) {
         report.discarded = d.discard_pending();
     }
-    if let Some(d) = &delivery {
+    if let Some(d) = delivery.as_mut() {
         report.delivered = d.stats().clone();
         report.cursor = d.cursor().map(str::to_owned);
+        // The collector is done: nothing of this run reaches the vendor now.
+        d.release().await;
     }
     let stderr = store.data().stderr();
     for line in stderr.lines().filter(|l| !l.trim().is_empty()) {

@@ -28,6 +28,9 @@ pub struct SourceState {
     pub pending: Option<PendingCommit>,
     /// When this state was written.
     pub updated_at: Option<DateTime<Utc>>,
+    /// The run that holds the source (see `lease`); none between runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<crate::lease::Lease>,
 }
 
 /// The intent recorded before a commit's objects are uploaded.

@@ -76,7 +76,13 @@ pub async fn reset_in(store: &dyn StateStore, source: &str, to: Option<String>, 
             pending.objects.len()
         );
     }
-    let state = SourceState { version: STATE_VERSION, cursor: to.clone(), pending: None, updated_at: Some(Utc::now()) };
+    let state = SourceState {
+        version: STATE_VERSION,
+        cursor: to.clone(),
+        pending: None,
+        updated_at: Some(Utc::now()),
+        lease: None,
+    };
     let generation = store.store(source, &state, before.as_ref().map(|b| b.generation)).await?;
     Ok(Reset::Written { before, generation, cursor: to })
 }
@@ -104,6 +110,10 @@ pub fn render(source: &str, location: &str, stored: Option<&Stored>) -> String {
     let updated = st.updated_at.map_or("unknown".to_owned(), |t| t.to_rfc3339());
     let _ = writeln!(out, "updated:    {updated}");
     let _ = writeln!(out, "cursor:     {}", cursor_text(st.cursor.as_deref()));
+    if let Some(l) = &st.lease {
+        let until = l.until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let _ = writeln!(out, "lease:      run {} on host {} (pid {}) until {until}", l.run_id, l.host, l.pid);
+    }
     match &st.pending {
         None => {
             let _ = writeln!(out, "pending:    none");
@@ -156,6 +166,12 @@ mod tests {
                     records: 3,
                 }),
                 updated_at: None,
+                lease: Some(crate::lease::Lease {
+                    run_id: "r1".into(),
+                    host: "h".into(),
+                    pid: 7,
+                    until: "2026-11-23T10:00:00Z".parse().unwrap(),
+                }),
             },
             generation: 42,
         };
@@ -165,6 +181,7 @@ mod tests {
         assert!(text.contains("cursor:     \n  {\n    \"dlp\": \"next\"\n  }"), "{text}");
         assert!(text.contains("a commit of 3 records in 1 objects"), "{text}");
         assert!(text.contains("object:    a/b.ndjson"), "{text}");
+        assert!(text.contains("lease:      run r1 on host h (pid 7) until 2026-11-23T10:00:00Z"), "{text}");
         assert!(render("ns", "x", None).contains("state:      none"));
         assert_eq!(cursor_text(Some("plain-token")), "plain-token");
     }
@@ -178,6 +195,7 @@ mod tests {
             cursor: Some("c1".into()),
             pending: Some(PendingCommit { objects: vec!["o".into()], cursor: Some("c2".into()), records: 1 }),
             updated_at: None,
+            lease: None,
         };
         store.store("s", &pending, None).await.unwrap();
         let e = reset_in(&store, "s", Some("c0".into()), false).await.unwrap_err().to_string();

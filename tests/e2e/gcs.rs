@@ -344,11 +344,13 @@ async fn a_state_conflict_aborts_the_commit_before_any_object_is_written() {
         max_bytes: 1 << 20,
     };
     let layout = Layout::new(&sink_settings, "ns", "ns");
-    let mut delivery = Delivery::open("ns", sink, state.clone(), layout, Utc::now(), 1 << 20).await.unwrap();
+    let lease = siphon::lease::Lease::for_run("e2e", Utc::now(), std::time::Duration::from_secs(60));
+    let mut delivery = Delivery::open("ns", sink, state.clone(), layout, Utc::now(), 1 << 20, lease).await.unwrap();
     delivery.push(vec![r#"{"_id":"1"}"#.to_owned()]).unwrap();
-    // Another daemon commits first.
+    // Another daemon commits first (over the lease: say its run ignored it).
     let other = SourceState { version: 1, cursor: Some("theirs".into()), ..Default::default() };
-    state.store("ns", &other, None).await.unwrap();
+    let leased = state.load("ns").await.unwrap().expect("opening took the lease").generation;
+    state.store("ns", &other, Some(leased)).await.unwrap();
     let err = delivery.commit(Some("mine".into())).await.unwrap_err();
     assert!(matches!(err, DeliveryError::State(StateError::Conflict { .. })), "{err}");
     assert!(gcs.list(BUCKET, "siem/").await.unwrap().is_empty(), "nothing was written");
@@ -390,6 +392,7 @@ async fn state_show_reset_and_check_through_the_binary() {
             records: 4,
         }),
         updated_at: None,
+        lease: None,
     };
     let g = store.store("netskope", &pending, None).await.unwrap();
     let out = siphon(&["state", "show", "netskope", "--config", cfg_arg]).await;

@@ -9,6 +9,7 @@ use chrono::TimeZone;
 
 use super::*;
 use crate::config::{SinkSettings, SinkTarget};
+use crate::lease::Lease;
 use crate::sink::memory::MemorySink;
 use crate::sink::{Object, Sink, SinkError};
 use crate::state::memory::MemoryStateStore;
@@ -74,7 +75,9 @@ fn records(range: std::ops::Range<u32>) -> Vec<String> {
 
 async fn open(sink: Arc<dyn Sink>, state: &MemoryStateStore, minute: u32) -> Delivery {
     let t = Utc.with_ymd_and_hms(2026, 11, 23, 10, minute, 0).unwrap();
-    Delivery::open("src", sink, Arc::new(state.clone()), layout(2), t, 1 << 20).await.unwrap()
+    // Each test run is its own (all in this process, so none excludes another).
+    let lease = Lease::for_run(&format!("run-{minute}"), t, std::time::Duration::from_secs(60));
+    Delivery::open("src", sink, Arc::new(state.clone()), layout(2), t, 1 << 20, lease).await.unwrap()
 }
 
 async fn stored(state: &MemoryStateStore) -> SourceState {
@@ -138,6 +141,7 @@ async fn recovery_commits_a_complete_intent_and_undoes_a_partial_one() {
         cursor: Some("c0".into()),
         pending: Some(PendingCommit { objects: vec!["a".into(), "b".into()], cursor: Some("c1".into()), records: 2 }),
         updated_at: None,
+        lease: None,
     };
     state.store("src", &intent, None).await.unwrap();
     let d = open(Arc::new(sink.clone()), &state, 1).await;
@@ -189,8 +193,11 @@ async fn committing_an_unchanged_cursor_still_detects_a_second_writer() {
 async fn empty_commits_only_move_the_cursor() {
     let state = MemoryStateStore::default();
     let mut d = open(Arc::new(MemorySink::default()), &state, 0).await;
+    let generation = || async { state.load("src").await.unwrap().map(|s| s.generation) };
+    let leased = generation().await;
+    assert!(leased.is_some(), "opening takes the lease");
     assert!(d.commit(None).await.unwrap().is_empty());
-    assert!(state.load("src").await.unwrap().is_none(), "nothing to write");
+    assert_eq!(generation().await, leased, "nothing to write");
     d.commit(Some("c".into())).await.unwrap();
     assert_eq!(stored(&state).await.cursor.as_deref(), Some("c"));
     assert!(d.push(vec!["x".repeat(2 << 20)]).is_err(), "the pending buffer is bounded");
@@ -306,4 +313,32 @@ async fn object_names_never_repeat_across_runs_that_start_in_the_same_millisecon
     assert_ne!(a, b);
     assert_eq!(sink.objects().len(), 2, "both objects are kept");
     assert_eq!(stored(&state).await.cursor.as_deref(), Some("c2"));
+}
+
+#[tokio::test]
+async fn a_live_lease_keeps_a_second_run_out_until_released() {
+    let sink = MemorySink::default();
+    let state = MemoryStateStore::default();
+    let t = Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap();
+    // Runs on two hosts, as two daemons would be.
+    let lease = |run: &str, host: &str| {
+        let mut l = Lease::for_run(run, Utc::now(), std::time::Duration::from_secs(60));
+        l.host = host.into();
+        l
+    };
+    let open_as =
+        |l: Lease| Delivery::open("src", Arc::new(sink.clone()), Arc::new(state.clone()), layout(2), t, 1 << 20, l);
+
+    let mut first = open_as(lease("first", "host-a")).await.unwrap();
+    let before = state.load("src").await.unwrap();
+    let Err(err) = open_as(lease("second", "host-b")).await else { panic!("the second run got in") };
+    assert!(matches!(err, DeliveryError::Busy { .. }), "{err}");
+    assert!(err.to_string().contains("source `src` is busy: run first on host host-a"), "{err}");
+    assert_eq!(state.load("src").await.unwrap(), before, "the state is untouched");
+
+    // Released when the first run ends: the next run gets in.
+    first.release().await;
+    assert_eq!(stored(&state).await.lease, None);
+    open_as(lease("second", "host-b")).await.expect("the lease was released");
+    assert_eq!(stored(&state).await.lease.map(|l| l.run_id).as_deref(), Some("second"));
 }

@@ -354,8 +354,7 @@ impl Harness {
     /// Set the committed cursor before the next run.
     pub async fn set_cursor(&mut self, cursor: Option<&str>) -> anyhow::Result<()> {
         let current = self.state.load(&self.spec.name).await?;
-        let state =
-            SourceState { version: STATE_VERSION, cursor: cursor.map(str::to_owned), pending: None, updated_at: None };
+        let state = SourceState { version: STATE_VERSION, cursor: cursor.map(str::to_owned), ..SourceState::default() };
         self.state.store(&self.spec.name, &state, current.map(|s| s.generation)).await?;
         Ok(())
     }
