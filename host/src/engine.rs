@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Cache, CacheConfig, Config, Engine, Store};
+use wasmtime::{Cache, CacheConfig, Config, Engine, Store, UpdateDeadline};
 
 use crate::bindings::CollectorPre;
 use crate::bindings::types::CollectorInfo;
@@ -141,14 +141,20 @@ impl SiphonEngine {
         Ok(info)
     }
 
-    /// A fresh store for one run: memory limiter installed, epoch deadline
-    /// set to `deadline` from now.
+    /// A fresh store for one run: memory limiter installed, and a guest that
+    /// computes without calling the host yields to the executor every epoch
+    /// tick and traps (`Trap::Interrupt`) once `deadline` from now has
+    /// passed. The yields keep a CPU-bound guest from holding a runtime
+    /// thread: other runs, metrics and shutdown go on, and a run abandoned at
+    /// shutdown is dropped at its next tick.
     pub fn store(&self, state: HostState, deadline: Duration) -> Store<HostState> {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        let ticks = (deadline.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1;
-        store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
+        let ends = std::time::Instant::now() + deadline;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            Ok(if std::time::Instant::now() >= ends { UpdateDeadline::Interrupt } else { UpdateDeadline::Yield(1) })
+        });
         store
     }
 }

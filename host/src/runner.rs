@@ -184,15 +184,19 @@ async fn run_in_span(runtime: &Runtime, source: &Arc<SourceRuntime>, run_id: Str
     if let (Err(_), Some(d)) = (&report.outcome, delivery.as_mut()) {
         report.discarded = d.discard_pending();
     }
-    if let Some(d) = delivery.as_mut() {
+    if let Some(d) = &delivery {
         report.delivered = d.stats().clone();
         report.cursor = d.cursor().map(str::to_owned);
-        // The collector is done: nothing of this run reaches the vendor now.
-        d.release().await;
     }
     let stderr = store.data().stderr();
     for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
         tracing::warn!(target: "siphon::guest", stderr = %line, "Collector wrote to stderr");
+    }
+    // Dropping the Store aborts the run's requests still in flight (after a
+    // deadline); only then may another run have the source.
+    drop(store);
+    if let Some(d) = delivery.as_mut() {
+        d.release().await;
     }
     if let Err(e) = &mut report.outcome {
         redact_error(e, &redactor);
