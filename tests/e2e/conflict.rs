@@ -118,6 +118,12 @@ async fn setup(alerts: usize) -> Setup {
 }
 
 impl Setup {
+    /// `siphon.toml`: the Netskope source, GCS sink and state through the proxy.
+    fn config(&self) -> std::path::PathBuf {
+        let source = netskope_source(&self.mock.base_url(), &self.mock.authority());
+        config(&self.install, &self.proxy.endpoint(), BUCKET, false, &source)
+    }
+
     /// A clean run completes delivery: every alert exactly once.
     async fn assert_clean_run_completes(&self, config: &Path) {
         self.proxy.clear();
@@ -142,13 +148,7 @@ impl Setup {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_collects_started_together_one_wins_the_other_reports_the_conflict() {
     let s = setup(250).await;
-    let config = config(
-        &s.install,
-        &s.proxy.endpoint(),
-        BUCKET,
-        false,
-        &netskope_source(&s.mock.base_url(), &s.mock.authority()),
-    );
+    let config = s.config();
     // Slow GCS: each run takes seconds, so the two overlap throughout.
     let slow = Fault::delay(Duration::from_millis(80));
     s.proxy.add(Rule::new("POST", slow).object(DATA));
@@ -185,13 +185,7 @@ async fn wait_for_intent(gcs: &GcsEmulator) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_collect_started_during_a_commit_finds_the_source_busy_and_touches_nothing() {
     let s = setup(150).await;
-    let config = config(
-        &s.install,
-        &s.proxy.endpoint(),
-        BUCKET,
-        false,
-        &netskope_source(&s.mock.base_url(), &s.mock.authority()),
-    );
+    let config = s.config();
     // The first process's data uploads take 1.5 s; the second starts once
     // the first has recorded its intent, so it opens the state mid-commit.
     s.proxy.add(Rule::new("POST", Fault::delay(Duration::from_millis(1500))).object(DATA));
