@@ -6,7 +6,6 @@
 
 use std::fmt;
 use std::io::Read;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +16,7 @@ use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody};
 
-use crate::limits::Limits;
+use crate::limits::{Limits, Rate};
 use crate::telemetry;
 
 /// One `allowed_hosts` entry: `host`, `host:port` or `*.domain[:port]`.
@@ -136,23 +135,80 @@ impl fmt::Debug for Egress {
     }
 }
 
-/// Request header by which a collector limits the host's retries; the host
-/// removes it before sending. Value [`RETRY_RATE_LIMITED_ONLY`]: retry only
-/// answers that prove the request was not processed (429, refused
-/// connection). Collectors send it on consume-once requests (Netskope's
-/// `operation=next`), where a 502/504 or a timeout may come after the vendor
-/// served and consumed a page that a retry would then skip.
+/// Request header by which a collector chooses the host's retries; the host
+/// removes it before sending. Absent: the host retries 429, 502, 503, 504 and
+/// connections that failed to open. [`RETRY_RATE_LIMITED_ONLY`]: only answers
+/// that prove the request was not processed (429, a connection that never
+/// opened). [`RETRY_NEVER`]: no retries; the first answer or transport error
+/// goes to the collector. An unknown value counts as [`RETRY_NEVER`] (retrying
+/// less never skips data).
 pub const RETRY_HEADER: &str = "siphon-retry";
-/// See [`RETRY_HEADER`].
+/// See [`RETRY_HEADER`]. For consume-once requests (Netskope's
+/// `operation=next`), where a 502/504 or a timeout may come after the vendor
+/// served and consumed a page that a retry would then skip, and for vendors
+/// whose 503 means "quota used up" (MuleSoft), where quick retries burn the
+/// next window's quota too.
 pub const RETRY_RATE_LIMITED_ONLY: &str = "rate-limited-only";
+/// See [`RETRY_HEADER`]: the collector handles every failure itself.
+pub const RETRY_NEVER: &str = "never";
+/// Request header with the longest retry wait, in seconds, the collector
+/// accepts (removed before sending). A retry that would wait longer (a
+/// `Retry-After`, a rate-limit reset or a backoff) is not slept on: the
+/// answer goes to the collector, which can fit the wait into its own budget.
+/// The source's `max_retry_wait` still applies when it is shorter.
+pub const MAX_WAIT_HEADER: &str = "siphon-max-wait";
 
-/// Statuses worth another try: the vendor is busy or a proxy hiccupped.
-fn retryable(status: StatusCode, rate_limited_only: bool) -> bool {
-    match status.as_u16() {
-        429 => true,
-        502..=504 => !rate_limited_only,
-        _ => false,
+/// Which failures the host retries for one request (from [`RETRY_HEADER`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryPolicy {
+    /// 429, 502, 503, 504, and connections that failed or timed out opening.
+    Transient,
+    /// 429 and connections that failed to open.
+    RateLimitedOnly,
+    /// Nothing.
+    Never,
+}
+
+impl RetryPolicy {
+    /// The policy a header value asks for; `Err` carries an unknown value,
+    /// which is treated as [`RetryPolicy::Never`].
+    pub fn from_header(value: Option<&HeaderValue>) -> Result<RetryPolicy, String> {
+        let Some(value) = value else { return Ok(RetryPolicy::Transient) };
+        let text = String::from_utf8_lossy(value.as_bytes()).trim().to_ascii_lowercase();
+        match text.as_str() {
+            RETRY_RATE_LIMITED_ONLY => Ok(RetryPolicy::RateLimitedOnly),
+            RETRY_NEVER => Ok(RetryPolicy::Never),
+            _ => Err(text),
+        }
     }
+
+    /// Whether an answer with `status` is worth another try.
+    pub fn retries_status(self, status: StatusCode) -> bool {
+        match (self, status.as_u16()) {
+            (RetryPolicy::Never, _) => false,
+            (_, 429) => true,
+            (RetryPolicy::Transient, 502..=504) => true,
+            _ => false,
+        }
+    }
+
+    /// Whether a transport error is worth another try.
+    pub fn retries_error(self, error: &HttpError) -> bool {
+        match (self, error) {
+            (RetryPolicy::Never, _) => false,
+            // Nothing was sent on a connection that never opened.
+            (_, HttpError::ConnectionRefused | HttpError::Connect(_)) => true,
+            (RetryPolicy::Transient, HttpError::ConnectionTimeout) => true,
+            _ => false,
+        }
+    }
+}
+
+/// [`MAX_WAIT_HEADER`]'s value: whole or decimal seconds.
+fn parse_max_wait(value: &HeaderValue) -> Option<Duration> {
+    let text = value.to_str().ok()?.trim();
+    let secs: f64 = text.parse().ok()?;
+    Duration::try_from_secs_f64(secs).ok()
 }
 
 impl Egress {
@@ -164,12 +220,17 @@ impl Egress {
         limits: Limits,
         upstream: Arc<dyn Upstream>,
     ) -> Egress {
-        let per_second: NonZeroU32 = limits.requests_per_second;
+        // Config validation rejects a bad rate; only limits built by hand
+        // (tests) can get here with one.
+        let rate = limits.request_rate().unwrap_or_else(|error| {
+            tracing::warn!(source, %error, "Invalid request rate; using the default");
+            Rate::DEFAULT
+        });
         Egress {
             source: source.to_owned(),
             allowed,
             allow_http,
-            rate: RateLimiter::direct(Quota::per_second(per_second)),
+            rate: RateLimiter::direct(quota(rate)),
             limits,
             upstream,
         }
@@ -211,10 +272,20 @@ impl Egress {
         }
         let options = self.options(options);
         let (mut parts, body) = request.into_parts();
-        let rate_limited_only = parts
-            .headers
-            .remove(RETRY_HEADER)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(RETRY_RATE_LIMITED_ONLY.as_bytes()));
+        let policy = RetryPolicy::from_header(parts.headers.remove(RETRY_HEADER).as_ref()).unwrap_or_else(|value| {
+            tracing::warn!(source = %self.source, request = %target, %value,
+                "Unknown {RETRY_HEADER} value; not retrying this request");
+            RetryPolicy::Never
+        });
+        let guest_max_wait = parts.headers.remove(MAX_WAIT_HEADER).and_then(|v| {
+            let wait = parse_max_wait(&v);
+            if wait.is_none() {
+                tracing::warn!(source = %self.source, request = %target, value = ?v,
+                    "Invalid {MAX_WAIT_HEADER} value (seconds expected); ignored");
+            }
+            wait
+        });
+        let max_wait = guest_max_wait.map_or(self.limits.max_retry_wait, |g| g.min(self.limits.max_retry_wait));
         // Collectors send small requests (queries, token forms); buffering
         // makes retries possible.
         let body =
@@ -234,11 +305,11 @@ impl Egress {
             let outcome = self.upstream.send(sent, options).await;
             telemetry::http_latency(&self.source, started.elapsed());
             let retry_wait = match &outcome {
-                Ok(resp) if retryable(resp.status(), rate_limited_only) => Some(retry_after(resp.headers())),
+                Ok(resp) if policy.retries_status(resp.status()) => {
+                    Some(retry_after(resp.headers(), chrono::Utc::now()))
+                }
                 Ok(_) => None,
-                // Nothing was sent on a connection that never opened.
-                Err(HttpError::ConnectionRefused | HttpError::Connect(_)) => Some(None),
-                Err(HttpError::ConnectionTimeout) if !rate_limited_only => Some(None),
+                Err(e) if policy.retries_error(e) => Some(None),
                 Err(_) => None,
             };
             let status = match &outcome {
@@ -248,9 +319,14 @@ impl Egress {
             match retry_wait {
                 Some(hint) if attempt < self.limits.max_retries => {
                     let wait = hint.unwrap_or_else(|| backoff(attempt));
-                    if wait > self.limits.max_retry_wait {
-                        tracing::warn!(source = %self.source, request = %target, %status,
-                            wait_s = wait.as_secs(), "Vendor asked to wait longer than max_retry_wait; not retrying");
+                    if wait > max_wait {
+                        if guest_max_wait.is_some_and(|g| g < self.limits.max_retry_wait) {
+                            tracing::info!(source = %self.source, request = %target, %status,
+                                wait_ms = wait.as_millis() as u64, "Retry wait exceeds the collector's {MAX_WAIT_HEADER}; handing the answer to it");
+                        } else {
+                            tracing::warn!(source = %self.source, request = %target, %status,
+                                wait_s = wait.as_secs(), "Vendor asked to wait longer than max_retry_wait; not retrying");
+                        }
                         return self.finish(outcome, decode_gzip, &target).await;
                     }
                     attempt += 1;
@@ -333,26 +409,43 @@ fn gunzip(bytes: &[u8], cap: usize) -> Result<Bytes, HttpError> {
     Ok(Bytes::from(out))
 }
 
+/// The token bucket for a rate: one slot per interval, `burst` at once.
+fn quota(rate: Rate) -> Quota {
+    Quota::with_period(rate.interval()).map_or_else(|| Quota::per_second(rate.count), |q| q.allow_burst(rate.burst))
+}
+
+/// A `ratelimit-reset` value above this is an epoch in seconds (2001-09-09
+/// onwards), not a number of seconds to wait (31 years).
+const EPOCH_SECONDS_FROM: u64 = 1_000_000_000;
+/// A `ratelimit-reset` value above this is an epoch in milliseconds (as
+/// seconds it would be the year 33658).
+const EPOCH_MILLIS_FROM: u64 = 1_000_000_000_000;
+
 /// The server's hint, from `Retry-After` (seconds or an HTTP date) or the
-/// `ratelimit-reset` / `X-RateLimit-Reset` seconds some vendors send.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+/// `ratelimit-reset` / `X-RateLimit-Reset` that vendors send as seconds to
+/// wait, as an epoch in seconds or as an epoch in milliseconds (Mimecast).
+/// A date or epoch already past is no hint (backoff applies). `now` is the
+/// wall clock, a parameter for tests.
+fn retry_after(headers: &HeaderMap, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let until = |when: chrono::DateTime<chrono::Utc>| (when - now).to_std().ok().filter(|d| !d.is_zero());
     if let Some(v) = text("retry-after") {
         if let Ok(secs) = v.parse::<u64>() {
             return Some(Duration::from_secs(secs));
         }
         if let Ok(when) = chrono::DateTime::parse_from_rfc2822(v) {
-            let delta = when.with_timezone(&chrono::Utc) - chrono::Utc::now();
-            return Some(delta.to_std().unwrap_or_default());
+            return until(when.with_timezone(&chrono::Utc));
         }
     }
-    ["ratelimit-reset", "x-ratelimit-reset"]
-        .into_iter()
-        .find_map(|name| text(name)?.parse::<u64>().ok())
-        // Some vendors send an epoch (seconds or ms) here; only small values
-        // are durations.
-        .filter(|&secs| secs < 86_400)
-        .map(Duration::from_secs)
+    let reset =
+        ["ratelimit-reset", "x-ratelimit-reset"].into_iter().find_map(|name| text(name)?.parse::<u64>().ok())?;
+    let epoch_ms = match reset {
+        r if r > EPOCH_MILLIS_FROM => r,
+        r if r > EPOCH_SECONDS_FROM => r.saturating_mul(1000),
+        secs => return Some(Duration::from_secs(secs)),
+    };
+    let when = chrono::DateTime::from_timestamp_millis(i64::try_from(epoch_ms).ok()?)?;
+    until(when)
 }
 
 /// Exponential backoff with full jitter: 0.5 s, 1 s, 2 s ... capped at 30 s.
@@ -372,78 +465,4 @@ pub fn redact_query(uri: &http::Uri) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn egress(allowed: &[&str], allow_http: bool) -> Egress {
-        Egress::new(
-            "src",
-            allowed.iter().map(|h| HostPattern::parse(h).unwrap()).collect(),
-            allow_http,
-            Limits::default(),
-            Arc::new(Network),
-        )
-    }
-
-    #[test]
-    fn allow_list_matches_authority_exactly() {
-        let e = egress(&["tenant.goskope.com", "*.example.com", "127.0.0.1:8089"], true);
-        let ok = |u: &str| e.check(&u.parse().unwrap()).is_ok();
-        assert!(ok("https://tenant.goskope.com/api"));
-        assert!(ok("https://TENANT.goskope.com./api"));
-        assert!(!ok("https://evil.goskope.com/api"));
-        assert!(!ok("https://tenant.goskope.com.evil.net/api"));
-        assert!(ok("https://a.example.com/"));
-        assert!(ok("https://a.b.example.com/"));
-        assert!(!ok("https://example.com/"), "a wildcard does not match the bare domain");
-        assert!(!ok("https://badexample.com/"));
-        assert!(ok("http://127.0.0.1:8089/x"));
-        assert!(!ok("http://127.0.0.1:8090/x"), "port-limited entries check the port");
-        assert!(!ok("https://user@evil.net/"), "userinfo does not confuse the match");
-    }
-
-    #[test]
-    fn plain_http_needs_opt_in() {
-        let e = egress(&["127.0.0.1:8089"], false);
-        let err = e.check(&"http://127.0.0.1:8089/".parse().unwrap()).unwrap_err();
-        assert!(err.contains("allow_http"), "{err}");
-    }
-
-    #[test]
-    fn patterns_reject_urls_and_junk() {
-        assert!(HostPattern::parse("https://x.com").is_err());
-        assert!(HostPattern::parse("x.com/path").is_err());
-        assert!(HostPattern::parse("x..com").is_err());
-        assert!(HostPattern::parse("x.com:99999").is_err());
-        assert_eq!(HostPattern::parse("*.A.com:443").unwrap().to_string(), "*.a.com:443");
-    }
-
-    #[test]
-    fn retry_hints_are_read_from_vendor_headers() {
-        let mut h = HeaderMap::new();
-        h.insert("retry-after", HeaderValue::from_static("7"));
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
-        let mut h = HeaderMap::new();
-        h.insert("ratelimit-reset", HeaderValue::from_static("3"));
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
-        let mut h = HeaderMap::new();
-        h.insert("x-ratelimit-reset", HeaderValue::from_static("1722282900000"));
-        assert_eq!(retry_after(&h), None, "an epoch is not a duration");
-        assert!(backoff(10) <= Duration::from_secs(30));
-    }
-
-    #[test]
-    fn consume_once_requests_retry_only_provably_unprocessed_answers() {
-        assert!(retryable(StatusCode::BAD_GATEWAY, false));
-        assert!(!retryable(StatusCode::BAD_GATEWAY, true));
-        assert!(!retryable(StatusCode::GATEWAY_TIMEOUT, true));
-        assert!(retryable(StatusCode::TOO_MANY_REQUESTS, true));
-        assert!(!retryable(StatusCode::FORBIDDEN, false));
-    }
-
-    #[test]
-    fn query_strings_are_not_logged() {
-        let u: http::Uri = "https://h.com/p?token=abc".parse().unwrap();
-        assert_eq!(redact_query(&u), "https://h.com/p");
-    }
-}
+mod tests;

@@ -98,6 +98,33 @@ fn source_names_and_prefixes_are_checked() {
 }
 
 #[test]
+fn rates_are_validated_with_their_source_and_field() {
+    let dir = dir_with_wasm();
+    let source = |name: &str, limits: &str| {
+        format!(
+            "[sources.{name}]\ncollector = \"c.wasm\"\nschedule = \"* * * * *\"\nallowed_hosts = [\"h.com\"]\nlimits = {{ {limits} }}\n"
+        )
+    };
+    let good = format!("{BASE}\n{}", source("mule", r#"rate = "40/min""#));
+    let s = load(dir.path(), &good).unwrap();
+    let rate = s.sources["mule"].limits.request_rate().unwrap();
+    assert_eq!((rate.count.get(), rate.period.as_secs(), rate.burst.get()), (40, 60, 1));
+
+    let bad = format!(
+        "{BASE}\n{}\n{}",
+        source("mule", r#"rate = "40/fortnight""#),
+        source("both", r#"rate = "5/s", requests_per_second = 5"#)
+    );
+    let e = load(dir.path(), &bad).unwrap_err().to_string();
+    for needle in [
+        r#"sources.mule.limits.rate: "40/fortnight" is invalid: unknown period unit `fortnight`"#,
+        "sources.both.limits.rate: `rate` and `requests_per_second` are mutually exclusive",
+    ] {
+        assert!(e.contains(needle), "missing {needle:?} in:\n{e}");
+    }
+}
+
+#[test]
 fn the_shipped_example_config_parses() {
     let text = include_str!("../../../examples/demo.toml");
     let config: Config = toml::from_str(text).unwrap_or_else(|e| panic!("examples/demo.toml: {e}"));
