@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use crate::{Error, sys};
+use crate::{Error, SettingSpec, sys};
 
 /// Name of the source this run collects for (`[sources.<name>]`).
 pub fn source_name() -> String {
@@ -127,6 +127,208 @@ pub fn parse_list(text: &str) -> Result<Vec<String>, String> {
     Ok(items.into_iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
 }
 
+/// A setting declared once: its [`SettingSpec`] for `info` and its typed,
+/// validated value, read from any lookup function (the host's
+/// [`setting`], or a closure in a native test).
+///
+/// The default is written as text and parsed by the same function as a
+/// configured value, so what `siphon inspect` shows is what the collector uses.
+///
+/// ```
+/// use siphon_sdk::config::{Setting, parse};
+/// const PAGE_SIZE: Setting<u64> =
+///     Setting::new("page_size", "Events per page, 1..10000", Some("1000"), |v| parse::u64_in(v, 1, 10_000));
+/// assert_eq!(PAGE_SIZE.read(|_| None).unwrap(), 1000);
+/// assert!(PAGE_SIZE.read(|_| Some("0".into())).is_err());
+/// ```
+pub struct Setting<T: 'static> {
+    /// Key in the source's `settings` table.
+    pub name: &'static str,
+    /// One line for operators.
+    pub description: &'static str,
+    /// The default as configured text; none makes the setting required.
+    pub default: Option<&'static str>,
+    parse: fn(&str) -> Result<T, String>,
+}
+
+impl<T> Setting<T> {
+    /// A setting parsed by `parse`; `default: None` makes it required.
+    pub const fn new(
+        name: &'static str,
+        description: &'static str,
+        default: Option<&'static str>,
+        parse: fn(&str) -> Result<T, String>,
+    ) -> Self {
+        Self { name, description, default, parse }
+    }
+
+    /// The declaration `info` reports.
+    pub fn spec(&self) -> SettingSpec {
+        match self.default {
+            Some(d) => SettingSpec::optional(self.name, self.description, d),
+            None => SettingSpec::required(self.name, self.description),
+        }
+    }
+
+    /// The value: the configured text (or the default) parsed and validated.
+    /// A missing required setting or a bad value is an [`Error::Config`]
+    /// naming the key and the value.
+    pub fn read(&self, lookup: impl Fn(&str) -> Option<String>) -> Result<T, Error> {
+        match lookup(self.name) {
+            Some(text) => (self.parse)(&text).map_err(|why| invalid(self.name, &text, &why)),
+            None => match self.default {
+                Some(d) => (self.parse)(d).map_err(|why| invalid(self.name, d, &why)),
+                None => Err(Error::Config(format!("setting `{}` is required", self.name))),
+            },
+        }
+    }
+
+    /// The value from the run's [`Io`](crate::io::Io).
+    pub fn get(&self, io: &dyn crate::io::Io) -> Result<T, Error> {
+        self.read(|k| io.setting(k))
+    }
+}
+
+/// A secret declared once: its [`SettingSpec`] and its value.
+pub struct Secret {
+    /// Key in the source's `secrets` table.
+    pub name: &'static str,
+    /// One line for operators (never the value).
+    pub description: &'static str,
+    /// Whether the source must configure it.
+    pub required: bool,
+}
+
+impl Secret {
+    /// A secret the collector cannot run without.
+    pub const fn required(name: &'static str, description: &'static str) -> Self {
+        Self { name, description, required: true }
+    }
+
+    /// A secret only some configurations need.
+    pub const fn optional(name: &'static str, description: &'static str) -> Self {
+        Self { name, description, required: false }
+    }
+
+    /// The declaration `info` reports.
+    pub fn spec(&self) -> SettingSpec {
+        SettingSpec::secret(self.name, self.description, self.required)
+    }
+
+    /// The value; missing or empty is an [`Error::Config`] naming the key.
+    pub fn read(&self, lookup: impl Fn(&str) -> Option<String>) -> Result<String, Error> {
+        match lookup(self.name) {
+            Some(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
+            Some(_) => Err(Error::Config(format!("secret `{}` is empty", self.name))),
+            None => Err(Error::Config(format!("secret `{}` is required", self.name))),
+        }
+    }
+
+    /// The value from the run's [`Io`](crate::io::Io).
+    pub fn get(&self, io: &dyn crate::io::Io) -> Result<String, Error> {
+        self.read(|k| io.secret(k))
+    }
+}
+
+/// Anything `info` lists: a [`Setting`] of any type or a [`Secret`].
+pub trait Declared {
+    /// The declaration.
+    fn spec(&self) -> SettingSpec;
+}
+
+impl<T> Declared for Setting<T> {
+    fn spec(&self) -> SettingSpec {
+        Setting::spec(self)
+    }
+}
+
+impl Declared for Secret {
+    fn spec(&self) -> SettingSpec {
+        Secret::spec(self)
+    }
+}
+
+/// Parsers for [`Setting::new`]: each returns why the text is wrong.
+pub mod parse {
+    pub use super::{parse_bool as bool, parse_duration as duration, parse_list as list, parse_u64 as u64};
+
+    /// Text as given, trimmed; empty is refused.
+    pub fn text(v: &str) -> Result<String, String> {
+        let t = v.trim();
+        if t.is_empty() { Err("must not be empty".into()) } else { Ok(t.to_string()) }
+    }
+
+    /// A whole number in `min..=max`.
+    pub fn u64_in(v: &str, min: u64, max: u64) -> Result<u64, String> {
+        let n = super::parse_u64(v)?;
+        if (min..=max).contains(&n) { Ok(n) } else { Err(format!("must be between {min} and {max}")) }
+    }
+
+    /// A whole number of at least 1.
+    pub fn positive(v: &str) -> Result<u64, String> {
+        let n = super::parse_u64(v)?;
+        if n == 0 { Err("must be at least 1".into()) } else { Ok(n) }
+    }
+
+    /// A base URL: `https://host[:port][/path]` (or `http://`, which the
+    /// host's egress policy refuses unless the source allows it), without a
+    /// query, fragment or credentials; the trailing `/` is dropped.
+    pub fn base_url(v: &str) -> Result<String, String> {
+        let url = v.trim().trim_end_matches('/');
+        let lower = url.to_ascii_lowercase();
+        let Some(rest) = lower.strip_prefix("https://").or_else(|| lower.strip_prefix("http://")) else {
+            return Err("must start with https://".into());
+        };
+        let host = rest.split('/').next().unwrap_or_default();
+        if host.is_empty() {
+            return Err("has no host name".into());
+        }
+        if rest.contains(['?', '#']) {
+            return Err("must not contain a query or fragment".into());
+        }
+        if host.contains('@') {
+            return Err("must not contain credentials".into());
+        }
+        Ok(url.to_string())
+    }
+
+    /// A non-empty list of names without duplicates (order kept), each made
+    /// of letters, digits, `_`, `-`, `.` and spaces only.
+    pub fn names(v: &str) -> Result<Vec<String>, String> {
+        let mut out: Vec<String> = Vec::new();
+        for item in super::parse_list(v)? {
+            if !item.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ' ')) {
+                return Err(format!("`{item}` is not a valid name"));
+            }
+            if !out.contains(&item) {
+                out.push(item);
+            }
+        }
+        if out.is_empty() { Err("names nothing".into()) } else { Ok(out) }
+    }
+
+    /// One of `allowed` (case-insensitive), returned as written in `allowed`.
+    pub fn one_of(v: &str, allowed: &[&'static str]) -> Result<&'static str, String> {
+        allowed
+            .iter()
+            .find(|a| a.eq_ignore_ascii_case(v.trim()))
+            .copied()
+            .ok_or_else(|| format!("must be one of {}", allowed.join(", ")))
+    }
+
+    /// A list whose every item is one of `allowed` (case-insensitive).
+    pub fn subset(v: &str, allowed: &[&'static str]) -> Result<Vec<&'static str>, String> {
+        let mut out = Vec::new();
+        for item in names(v)? {
+            let known = one_of(&item, allowed).map_err(|_| format!("`{item}` is not one of {}", allowed.join(", ")))?;
+            if !out.contains(&known) {
+                out.push(known);
+            }
+        }
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,6 +368,48 @@ mod tests {
         assert_eq!(parse_list("dlp, malware,,"), Ok(vec!["dlp".to_string(), "malware".to_string()]));
         assert_eq!(parse_list(""), Ok(vec![]));
         assert!(parse_list("[1, 2]").is_err());
+    }
+
+    #[test]
+    fn typed_settings_parse_defaults_and_values_alike() {
+        const PAGE: Setting<u64> = Setting::new("page_size", "Page", Some("250"), |v| parse::u64_in(v, 1, 250));
+        const URL: Setting<String> = Setting::new("base_url", "Tenant", None, parse::base_url);
+        assert_eq!(PAGE.read(|_| None), Ok(250));
+        assert_eq!(PAGE.read(|_| Some("25".into())), Ok(25));
+        let e = PAGE.read(|_| Some("251".into())).unwrap_err();
+        assert_eq!(e.to_string(), "config: setting `page_size` = \"251\" is invalid: must be between 1 and 250");
+        assert_eq!(URL.read(|_| None).unwrap_err().to_string(), "config: setting `base_url` is required");
+        assert_eq!(URL.read(|_| Some("https://a.example/ ".into())), Ok("https://a.example".into()));
+        for bad in ["a.example", "https://", "https://a/?x", "https://u:p@a/", "ftp://a"] {
+            assert!(URL.read(|_| Some(bad.into())).is_err(), "{bad}");
+        }
+        assert_eq!(PAGE.spec(), SettingSpec::optional("page_size", "Page", "250"));
+        assert!(URL.spec().required);
+    }
+
+    #[test]
+    fn secrets_are_required_and_trimmed() {
+        const KEY: Secret = Secret::required("client_secret", "Client secret");
+        assert_eq!(KEY.read(|_| Some(" s3cr3t\n".into())), Ok("s3cr3t".into()));
+        assert_eq!(KEY.read(|_| None).unwrap_err().to_string(), "config: secret `client_secret` is required");
+        assert!(KEY.read(|_| Some("  ".into())).unwrap_err().to_string().contains("empty"));
+        let spec = Declared::spec(&KEY);
+        assert!(spec.secret && spec.required && spec.default_value.is_none());
+    }
+
+    #[test]
+    fn list_parsers() {
+        assert_eq!(parse::names("a, b ,a"), Ok(vec!["a".to_string(), "b".to_string()]));
+        assert!(parse::names("a/../b").is_err());
+        assert!(parse::names(" , ").is_err());
+        assert_eq!(
+            parse::subset(r#"["Devices","admin_logins"]"#, &["devices", "admin_logins"]),
+            Ok(vec!["devices", "admin_logins"])
+        );
+        assert!(parse::subset("bogus", &["devices"]).unwrap_err().contains("`bogus`"));
+        assert_eq!(parse::one_of(" 2.0", &["1.0", "2.0"]), Ok("2.0"));
+        assert_eq!(parse::positive("0"), Err("must be at least 1".into()));
+        assert_eq!(parse::text("  x "), Ok("x".into()));
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! The host retries 429/502/503/504 (honouring `Retry-After`) before a
 //! response reaches the guest, so this client never retries: whatever status
 //! a collector sees is final for that call, and any vendor-specific retry is
-//! the collector's decision.
+//! the collector's decision. [`Retry`] tells the host how far to go.
 
 use std::fmt;
 
@@ -55,6 +55,8 @@ pub struct Request {
     query: Vec<(String, String)>,
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) body: Option<Vec<u8>>,
+    /// False for requests that must carry no credentials (pre-signed URLs).
+    authenticated: bool,
     /// A builder step that failed (e.g. JSON serialisation), reported by `send`
     /// so that the builder chain stays infallible.
     deferred_error: Option<String>,
@@ -64,7 +66,15 @@ impl Request {
     /// A request with `method` to `url` (`http://` or `https://`, with or
     /// without a query).
     pub fn new(method: Method, url: impl Into<String>) -> Self {
-        Self { method, url: url.into(), query: Vec::new(), headers: Vec::new(), body: None, deferred_error: None }
+        Self {
+            method,
+            url: url.into(),
+            query: Vec::new(),
+            headers: Vec::new(),
+            body: None,
+            authenticated: true,
+            deferred_error: None,
+        }
     }
 
     /// A `GET` request.
@@ -97,6 +107,90 @@ impl Request {
         self.headers.push(("content-type".to_string(), content_type.to_string()));
         self.body = Some(body.into());
         self
+    }
+
+    /// Sets an `application/x-www-form-urlencoded` body from `pairs`.
+    #[must_use]
+    pub fn form<K: AsRef<str>, V: AsRef<str>>(self, pairs: &[(K, V)]) -> Self {
+        let body = form_encode(pairs.iter().map(|(k, v)| (k.as_ref(), v.as_ref())));
+        self.body("application/x-www-form-urlencoded", body)
+    }
+
+    /// Adds `Authorization: Bearer <token>`.
+    #[must_use]
+    pub fn bearer(self, token: &str) -> Self {
+        self.header("authorization", format!("Bearer {token}"))
+    }
+
+    /// Tells the host how to retry this request (see [`Retry`]).
+    #[must_use]
+    pub fn retry(mut self, policy: Retry) -> Self {
+        self.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(RETRY_HEADER));
+        match policy.header_value() {
+            Some(v) => self.header(RETRY_HEADER, v),
+            None => self,
+        }
+    }
+
+    /// The longest wait the host may spend on one retry of this request: a
+    /// `Retry-After` longer than this is handed back to the collector, which
+    /// then decides (e.g. to stop the stream and come back next run).
+    #[must_use]
+    pub fn max_wait(mut self, wait: std::time::Duration) -> Self {
+        self.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(MAX_WAIT_HEADER));
+        self.header(MAX_WAIT_HEADER, wait.as_secs().to_string())
+    }
+
+    /// Marks the request as one that must carry no credentials: an
+    /// [`crate::auth::Auth`] leaves it alone (pre-signed download URLs refuse
+    /// an `Authorization` header).
+    #[must_use]
+    pub fn unauthenticated(mut self) -> Self {
+        self.authenticated = false;
+        self
+    }
+
+    /// False after [`Request::unauthenticated`].
+    pub fn is_authenticated(&self) -> bool {
+        self.authenticated
+    }
+
+    /// The method.
+    pub fn method(&self) -> Method {
+        self.method
+    }
+
+    /// The first value of header `name` (case-insensitive).
+    pub fn header_value(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// Every header, in order.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// The body, if any.
+    pub fn body_bytes(&self) -> Option<&[u8]> {
+        self.body.as_deref()
+    }
+
+    /// The path of the URL (no scheme, host or query), e.g. `/v1.0/events`.
+    pub fn path(&self) -> String {
+        self.target().map(|t| t.path_with_query.split('?').next().unwrap_or("/").to_string()).unwrap_or_default()
+    }
+
+    /// The value of query parameter `key` (decoded), from the URL or [`Request::query`].
+    pub fn query_value(&self, key: &str) -> Option<String> {
+        if let Some((_, v)) = self.query.iter().find(|(k, _)| k == key) {
+            return Some(v.clone());
+        }
+        let url = self.url.split('#').next().unwrap_or_default();
+        let (_, q) = url.split_once('?')?;
+        q.split('&')
+            .filter_map(|p| p.split_once('='))
+            .find(|(k, _)| percent_decode(k) == key)
+            .map(|(_, v)| percent_decode(v))
     }
 
     /// Sets a JSON body (`Content-Type: application/json`).
@@ -200,6 +294,64 @@ pub fn percent_encode(s: &str) -> String {
     out
 }
 
+/// `application/x-www-form-urlencoded` text of `pairs` (space as `%20`,
+/// which every form parser accepts).
+pub fn form_encode<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    pairs.into_iter().map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v))).collect::<Vec<_>>().join("&")
+}
+
+/// Decodes `%XX` escapes and `+` (as a space); invalid escapes are kept as written.
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(s.get(i + 1..i + 3).unwrap_or("zz"), 16) {
+                Ok(b) => {
+                    out.push(b);
+                    i += 2;
+                }
+                Err(_) => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Header that carries a [`Retry`] policy to the host (removed before sending).
+pub const RETRY_HEADER: &str = "siphon-retry";
+/// Header that carries [`Request::max_wait`] to the host (removed before sending).
+pub const MAX_WAIT_HEADER: &str = "siphon-max-wait";
+
+/// How far the host may retry a request before the collector sees the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Retry {
+    /// The host retries 429, 502, 503, 504 and refused connections with
+    /// backoff, honouring `Retry-After`. Right for idempotent reads.
+    #[default]
+    Host,
+    /// The host retries only 429 and refused connections. For consume-once
+    /// requests (a 502/504 may follow a page the vendor already served) and
+    /// for vendors whose 503 means "quota used up" (retrying burns quota).
+    RateLimitedOnly,
+    /// The host never retries: the collector sees the first answer.
+    Never,
+}
+
+impl Retry {
+    fn header_value(self) -> Option<&'static str> {
+        match self {
+            Retry::Host => None,
+            Retry::RateLimitedOnly => Some("rate-limited-only"),
+            Retry::Never => Some("never"),
+        }
+    }
+}
+
 /// Response header fields with case-insensitive lookup.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Headers(Vec<(String, String)>);
@@ -283,11 +435,73 @@ impl Response {
         })
     }
 
+    /// `Ok(self)` for 2xx; otherwise the error the status means, with a short
+    /// excerpt of the vendor's message. `what` names the call for the
+    /// operator, e.g. "alert type `dlp`". 401/403 → [`Error::Auth`], 404 →
+    /// [`Error::NotFound`], 429 → [`Error::RateLimited`], other →
+    /// [`Error::Vendor`].
+    pub fn error_for_status(self, what: &str) -> Result<Response, Error> {
+        if self.is_success() {
+            return Ok(self);
+        }
+        let status = self.status;
+        let message = format!("{what}: HTTP {status}: {}", self.vendor_message());
+        Err(match status {
+            401 | 403 => Error::Auth(message),
+            404 => Error::NotFound(message),
+            429 => Error::RateLimited(message),
+            _ => Error::Vendor(message),
+        })
+    }
+
+    /// The vendor's own error text: a JSON body's `message`, `error_description`,
+    /// `error`, `errorDesc` or `detail` when present, else the start of the body
+    /// on one line (HTML pages and all); at most 300 characters.
+    pub fn vendor_message(&self) -> String {
+        if self.body.iter().all(u8::is_ascii_whitespace) {
+            return "empty body".to_string();
+        }
+        if let Ok(serde_json::Value::Object(map)) = serde_json::from_slice::<serde_json::Value>(&self.body) {
+            for key in ["message", "error_description", "errorDesc", "error", "detail", "title"] {
+                if let Some(serde_json::Value::String(m)) = map.get(key) {
+                    return excerpt(m.as_bytes(), 300);
+                }
+            }
+        }
+        excerpt(&self.body, 300)
+    }
+
+    /// How long the vendor asks the collector to wait before the next call,
+    /// from `Retry-After` (seconds) or `X-RateLimit-Reset` / `ratelimit-reset`
+    /// (seconds to wait, epoch seconds or epoch milliseconds), given the time
+    /// `now_ms`. None when no header says.
+    pub fn retry_after(&self, now_ms: u64) -> Option<std::time::Duration> {
+        if let Some(s) = self.headers.get_u64("retry-after") {
+            return Some(std::time::Duration::from_secs(s));
+        }
+        let reset = ["x-ratelimit-reset", "ratelimit-reset"].iter().find_map(|h| self.headers.get_u64(h))?;
+        Some(reset_wait(reset, now_ms))
+    }
+
     /// At most `max_chars` characters of the body on one line, for error
     /// messages: control characters become spaces, invalid UTF-8 is replaced.
     pub fn body_excerpt(&self, max_chars: usize) -> String {
         excerpt(&self.body, max_chars)
     }
+}
+
+/// The wait a rate-limit reset value means at `now_ms`: values that look like
+/// epoch milliseconds (≥ 10^12) or epoch seconds (≥ 10^9) are points in time
+/// (zero when past); smaller values are seconds to wait.
+pub fn reset_wait(value: u64, now_ms: u64) -> std::time::Duration {
+    let ms = if value >= 1_000_000_000_000 {
+        value.saturating_sub(now_ms)
+    } else if value >= 1_000_000_000 {
+        value.saturating_mul(1_000).saturating_sub(now_ms)
+    } else {
+        value.saturating_mul(1_000)
+    };
+    std::time::Duration::from_millis(ms)
 }
 
 /// At most `max_chars` characters of `bytes` on one line, `…` when cut.

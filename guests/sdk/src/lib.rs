@@ -44,16 +44,22 @@
 // the SDK itself and the vendor crate that expands it.
 extern crate self as siphon_sdk;
 
+pub mod auth;
 pub mod checkpoint;
 pub mod config;
+pub mod data;
+pub mod driver;
 mod error;
 pub mod http;
+pub mod io;
 pub mod log;
 pub mod sink;
 mod sys;
+pub mod testing;
 pub mod time;
 
 pub use error::Error;
+pub use io::{HostIo, Io};
 pub use sink::Record;
 
 /// A collector: what the `info` and `collect` exports of the component do.
