@@ -20,7 +20,9 @@
 //! `wasm32-unknown-unknown` route): no dependency here uses `getrandom`, the
 //! system clock or C code.
 
+pub mod compress;
 pub mod json;
+pub mod ndjson;
 pub mod time;
 
 
