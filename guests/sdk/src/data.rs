@@ -21,10 +21,15 @@
 //! system clock or C code.
 
 pub mod compress;
+#[cfg(feature = "crypto")]
+pub mod crypto;
+pub mod hash;
 pub mod json;
 pub mod ndjson;
+pub mod random;
 pub mod time;
 
+pub use random::{random_bytes, uuid_v4};
 
 /// Shortens vendor input quoted in an error message, so a multi-megabyte
 /// body never lands in a log line.
