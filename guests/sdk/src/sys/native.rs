@@ -59,3 +59,24 @@ pub(crate) fn wall_clock() -> Duration {
 pub(crate) fn sleep(duration: Duration) {
     std::thread::sleep(duration);
 }
+
+/// Native-only and NOT cryptographically secure: bytes from std's randomly
+/// keyed `RandomState` hasher over the time and a counter. Enough for unit
+/// tests of code that formats random values (e.g. UUIDs); a component gets
+/// real randomness from `wasi:random` (`sys/wasm.rs`).
+pub(crate) fn random_bytes(len: usize) -> Vec<u8> {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let state = std::collections::hash_map::RandomState::new();
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        let mut hasher = state.build_hasher();
+        hasher.write_u128(wall_clock().as_nanos());
+        hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+        out.extend_from_slice(&hasher.finish().to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}

@@ -40,6 +40,7 @@ pub mod bindings {
 
 use bindings::siphon::collector::{checkpoint, config, log, sink, types};
 use bindings::wasi::clocks::{monotonic_clock, wall_clock};
+use bindings::wasi::random::random;
 
 /// Implements the generated `Guest` trait for any [`Collector`].
 ///
@@ -156,4 +157,9 @@ pub(crate) fn wall_clock() -> Duration {
 pub(crate) fn sleep(duration: Duration) {
     let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
     monotonic_clock::subscribe_duration(nanos).block();
+}
+
+/// `len` bytes from `wasi:random/random` (cryptographically secure).
+pub(crate) fn random_bytes(len: usize) -> Vec<u8> {
+    random::get_random_bytes(len as u64)
 }
