@@ -171,7 +171,10 @@ mod tests {
         let n = bad_crc.len();
         bad_crc[n - 8] ^= 1;
         assert!(matches!(gunzip(&bad_crc, 1024), Err(CompressError::Corrupt(_))));
-        assert_eq!(gunzip(b"{\"a\":1}", 1024).unwrap_err().to_string(), "corrupt compressed data: not gzip (no 1f 8b header)");
+        assert_eq!(
+            gunzip(b"{\"a\":1}", 1024).unwrap_err().to_string(),
+            "corrupt compressed data: not gzip (no 1f 8b header)"
+        );
         assert!(gunzip(b"", 1024).is_err());
     }
 

@@ -19,10 +19,10 @@ use std::fmt;
 
 use base64::Engine;
 use base64::alphabet;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD, URL_SAFE_NO_PAD};
 use base64::engine::DecodePaddingMode;
-use hmac::digest::{Digest, KeyInit, Mac};
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD, URL_SAFE_NO_PAD};
 use hmac::Hmac;
+use hmac::digest::{Digest, KeyInit, Mac};
 use sha1::Sha1;
 use sha2::Sha256;
 
@@ -137,7 +137,10 @@ mod tests {
     #[test]
     fn hmac_sha1_rfc2202_vectors() {
         assert_eq!(hex(&hmac_sha1(&[0x0b; 20], b"Hi There")), "b617318655057264e28bc0b6fb378c8ef146be00");
-        assert_eq!(hex(&hmac_sha1(b"Jefe", b"what do ya want for nothing?")), "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79");
+        assert_eq!(
+            hex(&hmac_sha1(b"Jefe", b"what do ya want for nothing?")),
+            "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79"
+        );
         assert_eq!(hex(&hmac_sha1(&[0xaa; 80], HASH_KEY_FIRST)), "aa4ae5e15272d00e95705637ce8a3b55ed402112");
         assert_eq!(hex(&hmac_sha1(&[0xaa; 80], LONG_DATA)), "e8e99d0f45237d786d6bbaa7965c7808bbff1a91");
     }

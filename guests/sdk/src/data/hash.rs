@@ -286,7 +286,10 @@ mod tests {
         let b = Record::parse("{\n  \"a\" : [ 1,2 ]\n}").unwrap();
         assert_eq!(RecordKey::of_content(&a), RecordKey::of_content(&b));
         let reordered = Record::parse("{\"b\":1,\"a\":2}").unwrap();
-        assert_ne!(RecordKey::of_content(&reordered), RecordKey::of_content(&Record::parse("{\"a\":2,\"b\":1}").unwrap()));
+        assert_ne!(
+            RecordKey::of_content(&reordered),
+            RecordKey::of_content(&Record::parse("{\"a\":2,\"b\":1}").unwrap())
+        );
     }
 
     #[test]

@@ -99,7 +99,8 @@ impl AsJson for RawValue {
 /// Splits a body into records: a JSON array of objects, one object (a
 /// vendor's one-element "array"), or `null` (no records).
 pub fn split_records(body: &[u8]) -> Result<Vec<Record>, JsonError> {
-    let raw: &RawValue = serde_json::from_str(utf8(body)?).map_err(|e| JsonError::new(format!("not valid JSON: {e}")))?;
+    let raw: &RawValue =
+        serde_json::from_str(utf8(body)?).map_err(|e| JsonError::new(format!("not valid JSON: {e}")))?;
     records_of(raw)
 }
 
@@ -257,7 +258,9 @@ pub fn field_i64<J: AsJson + ?Sized>(json: &J, path: &str) -> Result<Option<i64>
 
 /// A finite number at `path`, sent as a number or a string ([`lenient_f64`]).
 pub fn field_f64<J: AsJson + ?Sized>(json: &J, path: &str) -> Result<Option<f64>, JsonError> {
-    field_raw(json, path)?.map(|raw| lenient_f64(&as_str(raw, path)?).map_err(|e| JsonError::in_field(path, e.0))).transpose()
+    field_raw(json, path)?
+        .map(|raw| lenient_f64(&as_str(raw, path)?).map_err(|e| JsonError::in_field(path, e.0)))
+        .transpose()
 }
 
 /// A timestamp at `path` as epoch milliseconds: a number is an epoch

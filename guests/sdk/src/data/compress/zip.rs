@@ -106,11 +106,7 @@ impl Entry {
         let packed = r.bytes(self.compressed)?;
         let content = match self.method {
             METHOD_STORED => packed.to_vec(),
-            METHOD_DEFLATE => read_capped(DeflateDecoder::new(packed), declared, packed.len()).map_err(|e| match e {
-                CompressError::TooLarge { .. } => corrupt(format!("{name:?} inflates to more than its declared size")),
-                CompressError::Corrupt(m) => corrupt(format!("{name:?}: {m}")),
-                other => other,
-            })?,
+            METHOD_DEFLATE => inflate(name, packed, declared)?,
             method => {
                 return Err(CompressError::Unsupported(format!(
                     "{name:?} uses compression method {method} (only stored and deflate are read)"
@@ -127,6 +123,15 @@ impl Entry {
         }
         Ok(content)
     }
+}
+
+/// Inflates an entry's deflate data, which must come to `declared` bytes.
+fn inflate(name: &str, packed: &[u8], declared: usize) -> Result<Vec<u8>, CompressError> {
+    read_capped(DeflateDecoder::new(packed), declared, packed.len()).map_err(|e| match e {
+        CompressError::TooLarge { .. } => corrupt(format!("{name:?} inflates to more than its declared size")),
+        CompressError::Corrupt(m) => corrupt(format!("{name:?}: {m}")),
+        other => other,
+    })
 }
 
 /// The central directory's records, in order.
@@ -254,7 +259,8 @@ impl<'a> Reader<'a> {
     }
 
     fn bytes(&mut self, len: u64) -> Result<&'a [u8], CompressError> {
-        let end = usize::try_from(len).ok().and_then(|len| self.at.checked_add(len)).filter(|&end| end <= self.data.len());
+        let end =
+            usize::try_from(len).ok().and_then(|len| self.at.checked_add(len)).filter(|&end| end <= self.data.len());
         let end = end.ok_or_else(|| corrupt("truncated archive"))?;
         let slice = &self.data[self.at..end];
         self.at = end;

@@ -52,7 +52,10 @@ fn object_records_missing_null_and_wrong_type() {
     let page = Object::parse(br#"{"events": null, "data": {"items": {"id": 7}}, "n": 3}"#).unwrap();
     assert!(page.records("events").unwrap().is_empty());
     assert_eq!(texts(&page.records("data.items").unwrap()), [r#"{"id":7}"#]);
-    assert_eq!(page.records("evnets").unwrap_err().message(), "field `evnets`: missing (the body has: events, data, n)");
+    assert_eq!(
+        page.records("evnets").unwrap_err().message(),
+        "field `evnets`: missing (the body has: events, data, n)"
+    );
     assert!(page.records_or_empty("evnets").unwrap().is_empty());
     assert_eq!(page.records("n").unwrap_err().message(), "field `n`: expected an array of objects, found a number");
 }

@@ -118,11 +118,8 @@ fn build(files: &[File<'_>], zip64: bool) -> Vec<u8> {
     }
     out.extend(EOCD_SIG.to_le_bytes());
     out.extend([0, 0, 0, 0]);
-    let (n16, size32, offset32) = if zip64 {
-        (u16::MAX, u32::MAX, u32::MAX)
-    } else {
-        (n as u16, central.len() as u32, directory_offset as u32)
-    };
+    let (n16, size32, offset32) =
+        if zip64 { (u16::MAX, u32::MAX, u32::MAX) } else { (n as u16, central.len() as u32, directory_offset as u32) };
     for v in [n16, n16] {
         out.extend(v.to_le_bytes());
     }
@@ -202,7 +199,10 @@ fn refuses_what_it_cannot_read() {
         CompressError::Missing("dir/".into()),
         "directories are not files"
     );
-    assert_eq!(unzip_file(&unhex(PYTHON_ZIP), "c.txt", 10).unwrap_err().to_string(), "no file \"c.txt\" in the zip archive");
+    assert_eq!(
+        unzip_file(&unhex(PYTHON_ZIP), "c.txt", 10).unwrap_err().to_string(),
+        "no file \"c.txt\" in the zip archive"
+    );
 }
 
 #[test]
