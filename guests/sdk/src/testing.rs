@@ -39,6 +39,14 @@ pub const START_MS: u64 = 1_722_300_000_000;
 pub trait Server {
     /// Answers one request.
     fn handle(&mut self, request: &Request) -> Response;
+
+    /// Answers one request arriving at `now_ms` on the fake's clock; what
+    /// [`FakeIo`] calls. Servers whose answers depend on time (a per-minute
+    /// quota, data that becomes visible late) override this one.
+    fn handle_at(&mut self, request: &Request, now_ms: u64) -> Response {
+        let _ = now_ms;
+        self.handle(request)
+    }
 }
 
 impl<F: FnMut(&Request) -> Response> Server for F {
@@ -250,7 +258,7 @@ impl<S: Server> Io for FakeIo<S> {
             return Err(crashed());
         }
         sent.reached_server = true;
-        let response = self.server.handle(&sent.request);
+        let response = self.server.handle_at(&sent.request, self.now_ms);
         self.requests.push(sent);
         self.now_ms += self.request_ms;
         if self.crash == Some(Crash::AfterServer(n)) {
@@ -344,4 +352,32 @@ pub fn crash_everywhere<S: Server>(
         check(&io, crash);
     }
     crashes.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server whose answer depends on the time: the status is the
+    /// second of the minute the request arrived in.
+    struct Clock;
+
+    impl Server for Clock {
+        fn handle(&mut self, _: &Request) -> Response {
+            unreachable!("FakeIo calls handle_at")
+        }
+
+        fn handle_at(&mut self, _: &Request, now_ms: u64) -> Response {
+            json(200, &(now_ms / 1_000 % 60).to_string())
+        }
+    }
+
+    #[test]
+    fn time_aware_servers_see_the_fake_clock() {
+        let mut io = FakeIo::new(Clock);
+        let body = |io: &mut FakeIo<Clock>| io.send(Request::get("https://h/")).map(|r| r.body).unwrap_or_default();
+        assert_eq!(body(&mut io), b"0", "START_MS is on a minute boundary");
+        io.sleep(Duration::from_secs(61));
+        assert_eq!(body(&mut io), b"1", "sleeps (and each request's 40 ms) move the clock the server sees");
+    }
 }
