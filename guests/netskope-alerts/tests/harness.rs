@@ -53,11 +53,14 @@ async fn first_run_starts_at_the_lookback_epoch_and_emits_byte_exact_records() {
     assert!((now - 24 * 3600).abs_diff(op) < 120, "default look-back is 24 h: {op} vs {now}");
 
     let cursor = cursor_json(&run);
-    let dlp = &cursor["types"]["dlp"];
-    assert!(dlp.get("inflight").is_none_or(Value::is_null), "{cursor}");
+    assert_eq!(cursor["version"], 2);
+    assert_eq!(cursor["scope"], "siphon-test", "the index the bookmarks belong to");
+    let dlp = &cursor["streams"]["dlp"];
+    assert!(dlp.get("inflight").is_none_or(|v| v == false), "{cursor}");
     assert_eq!(dlp["last_page"]["count"], 2);
     assert_eq!(dlp["last_page"]["last_id"], "aaaaaaaaaaaaaaaaaaaaaa02");
-    assert_eq!(dlp["last_ts"], 1722282960);
+    assert_eq!(dlp["cursor"]["last_ts"], 1722282960);
+    assert_eq!(dlp["cursor"]["started"], true);
     let summary = run.report.outcome.as_ref().unwrap();
     assert!(summary.caught_up);
     assert_eq!(summary.pages, 1);
@@ -80,7 +83,7 @@ async fn later_runs_continue_with_next_and_page_until_a_short_page() {
     let ops: Vec<&str> = run.requests.iter().map(|r| r.param("operation").unwrap()).collect();
     assert_eq!(ops, ["next", "next"], "a full page (3) asks for more; an empty one ends");
     assert_eq!(run.records.len(), 4);
-    let dlp = &cursor_json(&run)["types"]["dlp"];
+    let dlp = &cursor_json(&run)["streams"]["dlp"];
     assert!(dlp["not_before_ms"].as_u64().is_some(), "wait_time 5 s is remembered for the next run: {dlp}");
 }
 
@@ -94,7 +97,7 @@ async fn after_a_crash_resend_recovers_the_page_and_a_replayed_page_is_not_dupli
     // Case 1: the process died after committing `inflight: next`, before the
     // request reached Netskope. `resend` replays the page already delivered.
     let mut cursor = cursor_json(&first);
-    cursor["types"]["dlp"]["inflight"] = Value::from("next");
+    cursor["streams"]["dlp"]["inflight"] = Value::from(true);
     h.set_cursor(Some(&cursor.to_string())).await.unwrap();
     h.clear_script();
     h.script_times(When::get(DLP).query("operation", "resend"), page(&[A1], 0), 1);
@@ -104,11 +107,13 @@ async fn after_a_crash_resend_recovers_the_page_and_a_replayed_page_is_not_dupli
     let ops: Vec<&str> = run.requests.iter().map(|r| r.param("operation").unwrap()).collect();
     assert_eq!(ops, ["resend", "next"]);
     assert_eq!(run.records, vec![A1.to_owned(), A2.to_owned()], "A1 is not delivered twice");
-    assert_eq!(run.report.outcome.as_ref().unwrap().duplicates, 1);
+    let summary = run.report.outcome.as_ref().unwrap();
+    assert_eq!(summary.duplicates, 0, "a recognised replay is not a duplicate");
+    assert!(summary.note.as_deref().unwrap().contains("1 already-delivered records skipped after a resend"));
 
     // Case 2: Netskope served `next` but the page never reached the sink.
     let mut cursor = cursor_json(&run);
-    cursor["types"]["dlp"]["inflight"] = Value::from("next");
+    cursor["streams"]["dlp"]["inflight"] = Value::from(true);
     h.set_cursor(Some(&cursor.to_string())).await.unwrap();
     h.clear_script();
     h.script_times(When::get(DLP).query("operation", "resend"), page(&[A3], 0), 1);
@@ -126,6 +131,7 @@ async fn vendor_refusals_are_clear_errors_that_keep_the_cursor() {
     h.script(When::get(DLP), Reply::json(403, r#"{"message":"Invalid token or missing scope"}"#));
     let run = h.run().await.unwrap();
     let err = run.report.outcome.as_ref().expect_err("403 fails the run");
+    assert_eq!(run.requests.len(), 1, "a refusal is not retried");
     assert_eq!(err.kind(), "auth");
     assert!(err.to_string().contains("dlp") && err.to_string().contains("missing scope"), "{err}");
     assert_eq!(run.cursor, first.cursor, "checkpoint unchanged");

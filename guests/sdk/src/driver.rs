@@ -677,7 +677,12 @@ impl<'a> Driver<'a> {
     }
 
     fn commit_state(&mut self, name: &str, state: StreamState) -> Result<(), Fail> {
-        self.checkpoint.streams.insert(name.to_string(), state);
+        // A default state means "never started": keep the checkpoint free of it.
+        if state == StreamState::default() {
+            self.checkpoint.streams.remove(name);
+        } else {
+            self.checkpoint.streams.insert(name.to_string(), state);
+        }
         let text = crate::checkpoint::to_json(&self.checkpoint).map_err(Fail::Run)?;
         self.io.commit(&text).map_err(Fail::Run)
     }
