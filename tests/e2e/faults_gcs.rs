@@ -20,7 +20,7 @@ use std::process::Output;
 
 use siphon_tests::gcs_emulator::GcsEmulator;
 use siphon_tests::gcs_proxy::{Fault, GcsProxy, Rule, Seen};
-use siphon_tests::mock_netskope::{MockConfig, MockNetskope};
+use siphon_tests::mock::netskope::{MockConfig, MockNetskope};
 
 use crate::common::{Install, TOKEN, cache_dir, siphon_bin, within};
 use crate::gcs::{BUCKET, assert_each_id_once, bucket_lines, emulator, netskope_source};
@@ -188,8 +188,8 @@ async fn bursts_of_503_and_connection_resets_are_retried_and_the_run_succeeds() 
 fn position(state: &serde_json::Value) -> serde_json::Value {
     let mut cursor: serde_json::Value =
         serde_json::from_str(state["cursor"].as_str().expect("a committed cursor")).expect("cursor JSON");
-    for t in cursor["types"].as_object_mut().expect("types").values_mut() {
-        t.as_object_mut().expect("type state").remove("inflight");
+    for t in cursor["streams"].as_object_mut().expect("streams").values_mut() {
+        t.as_object_mut().expect("stream state").remove("inflight");
     }
     cursor
 }
