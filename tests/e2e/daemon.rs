@@ -37,6 +37,7 @@ fn sample(metrics: &str, name: &str, labels: &[&str]) -> Option<f64> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(unsafe_code, reason = "kill(2) has no safe wrapper; the test signals the child it started")]
 async fn the_daemon_collects_on_start_serves_metrics_and_stops_on_sigterm() {
     let mock = MockNetskope::start(MockConfig { token: TOKEN.to_owned(), page_size: 100, ..MockConfig::default() })
         .await

@@ -26,6 +26,7 @@ dir = "state"
 "#;
 
 #[test]
+#[allow(unsafe_code, reason = "env::set_var is unsafe in edition 2024; this test owns its variable")]
 fn a_good_config_resolves_paths_and_settings() {
     let dir = dir_with_wasm();
     // SAFETY: tests in this module use distinct variable names.
