@@ -10,7 +10,7 @@ use std::time::Instant;
 use siphon::config::Settings;
 use siphon::runner;
 use siphon::services::Runtime;
-use siphon_tests::mock_netskope::{MockConfig, MockNetskope};
+use siphon_tests::mock::netskope::{MockConfig, MockNetskope};
 
 const TOKEN: &str = "bench-token-0001";
 

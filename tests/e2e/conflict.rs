@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use siphon_tests::gcs_emulator::GcsEmulator;
 use siphon_tests::gcs_proxy::{Fault, GcsProxy, Rule};
-use siphon_tests::mock_netskope::{MockConfig, MockNetskope};
+use siphon_tests::mock::netskope::{MockConfig, MockNetskope};
 
 use crate::common::{Install, TOKEN, id_of, siphon_bin, within};
 use crate::gcs::{BUCKET, bucket_lines, config, emulator, netskope_source};

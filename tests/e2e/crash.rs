@@ -23,7 +23,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use siphon_tests::gcs_emulator::GcsEmulator;
 use siphon_tests::gcs_proxy::{Fault, GcsProxy, Phase, Rule};
-use siphon_tests::mock_netskope::{MockConfig, MockNetskope};
+use siphon_tests::mock::netskope::{MockConfig, MockNetskope};
 
 use crate::common::{Install, TOKEN, cache_dir, guest, id_of, siphon_bin};
 use crate::gcs::{BUCKET, RETRY, bucket_lines, emulator};

@@ -5,7 +5,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use siphon_tests::mock_netskope::{MockConfig, MockNetskope};
+use siphon_tests::mock::netskope::{MockConfig, MockNetskope};
 
 use crate::common::{Install, TOKEN, guest, siphon_bin, within};
 

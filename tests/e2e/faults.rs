@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use siphon::runner::RunError;
 use siphon::scheduler::{self, SchedulerOptions};
-use siphon_tests::mock_netskope::{MockConfig, MockNetskope};
+use siphon_tests::mock::netskope::{MockConfig, MockNetskope};
 
 use crate::common::{Install, TOKEN, guest, run_once, within};
 

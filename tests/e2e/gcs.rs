@@ -22,7 +22,7 @@ use siphon::state::gcs::GcsStateStore;
 use siphon::state::{PendingCommit, SourceState, StateError, StateStore};
 use siphon_tests::gcs_emulator::GcsEmulator;
 use siphon_tests::gcs_proxy::{GcsProxy, Rule};
-use siphon_tests::mock_netskope::{MockConfig, MockNetskope};
+use siphon_tests::mock::netskope::{MockConfig, MockNetskope};
 
 use crate::common::{Install, TOKEN, cache_dir, guest, id_of, run_once, siphon_bin, within};
 

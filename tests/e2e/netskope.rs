@@ -14,7 +14,7 @@ use siphon::services::Runtime;
 use siphon::sink::local::LocalDirSink;
 use siphon::sink::{Object, Sink, SinkError};
 use siphon::state::local::LocalStateStore;
-use siphon_tests::mock_netskope::{Fault, MockConfig, MockNetskope};
+use siphon_tests::mock::netskope::{Fault, MockConfig, MockNetskope};
 
 use crate::common::{Install, TOKEN, guest, id_of, run_once};
 

@@ -28,6 +28,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use bytes::Bytes;
 
+use crate::mock::http::percent_encode;
+
 /// One listed object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedObject {
@@ -177,7 +179,7 @@ impl GcsEmulator {
 
     /// An object's bytes exactly as stored, or `None` if it does not exist.
     pub async fn get(&self, bucket: &str, name: &str) -> anyhow::Result<Option<Bytes>> {
-        let url = format!("{}/storage/v1/b/{bucket}/o/{}", self.endpoint(), encode(name));
+        let url = format!("{}/storage/v1/b/{bucket}/o/{}", self.endpoint(), percent_encode(name));
         // Ask for the stored bytes: no transcoding, whatever the metadata says.
         let r = self.http.get(&url).query(&[("alt", "media")]).header("accept-encoding", "gzip").send().await?;
         if r.status().as_u16() == 404 {
@@ -201,6 +203,7 @@ impl GcsEmulator {
 /// a `timeout` kill) runs no destructors: have the kernel send SIGTERM when
 /// the spawning thread exits. Test threads outlive their emulator anyway.
 #[cfg(target_os = "linux")]
+#[allow(unsafe_code, reason = "pre_exec and prctl(2) have no safe wrapper; the child must die with its parent")]
 fn die_with_parent(command: &mut Command) {
     use std::os::unix::process::CommandExt;
     // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
@@ -216,15 +219,6 @@ fn die_with_parent(command: &mut Command) {
 
 #[cfg(not(target_os = "linux"))]
 fn die_with_parent(_: &mut Command) {}
-
-fn encode(name: &str) -> String {
-    name.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
 
 impl Drop for GcsEmulator {
     fn drop(&mut self) {

@@ -53,6 +53,9 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 
+use crate::mock::http::percent_decode;
+use crate::mock::server::{Dropped, reset_on_close};
+
 /// The service account named in injected 403 messages.
 pub const READ_ONLY_PRINCIPAL: &str = "siphon-reader@test-project.iam.gserviceaccount.com";
 
@@ -319,18 +322,6 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, client: reqwest
     }
 }
 
-/// Returned by the service to make hyper drop the connection unanswered.
-#[derive(Debug)]
-struct Dropped;
-
-impl std::fmt::Display for Dropped {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("connection dropped by the fault proxy")
-    }
-}
-
-impl std::error::Error for Dropped {}
-
 async fn handle(
     shared: &Shared,
     client: &reqwest::Client,
@@ -375,7 +366,7 @@ async fn handle(
     );
     let result = match fault {
         Some(Fault::Status(status)) => Ok(gcs_error(status, &seen.1.method)),
-        Some(Fault::Reset) => Err(reset(fd)),
+        Some(Fault::Reset) => Err(reset_on_close(fd)),
         Some(Fault::Delay { before, after }) => {
             let holding = shared.hold(&seen.1, Phase::Request);
             if wait_unless_client_left(fd, before).await {
@@ -396,7 +387,7 @@ async fn handle(
         Some(Fault::ResetAfterForward) => {
             seen.1.forwarded = true;
             let _ = forward(client, upstream, parts, body).await;
-            Err(reset(fd))
+            Err(reset_on_close(fd))
         }
     };
     seen.1.status = result.as_ref().ok().map(|r| r.status().as_u16());
@@ -413,31 +404,15 @@ impl Drop for LogOnDrop<'_> {
     }
 }
 
-/// Make the coming close a TCP reset (SO_LINGER 0) instead of a FIN.
-fn reset(fd: RawFd) -> Dropped {
-    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
-    // SAFETY: `fd` is the connection's socket, open while its request runs;
-    // setsockopt only reads `linger`.
-    unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&raw const linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        );
-    }
-    Dropped
-}
-
 /// Sleep for `d`; false as soon as the client closes its end (a killed
 /// client's kernel closes the socket), in which case the request must not be
 /// forwarded.
+#[allow(unsafe_code, reason = "recv(2) with MSG_PEEK is the only way to see a client leave while its request is held")]
 async fn wait_unless_client_left(fd: RawFd, d: Duration) -> bool {
     let until = tokio::time::Instant::now() + d;
     loop {
         let mut byte = 0u8;
-        // SAFETY: as in `reset`; a non-blocking peek of at most one byte into `byte`.
+        // SAFETY: `fd` is the connection's socket, open while its request runs; a non-blocking peek of at most one byte into `byte`.
         let n = unsafe { libc::recv(fd, (&raw mut byte).cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT) };
         let would_block = n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock;
         if !would_block {
@@ -467,7 +442,11 @@ fn describe_upload(parts: &http::request::Parts, body: &[u8]) -> Option<Upload> 
     }
     let query = parts.uri.query().unwrap_or_default();
     let param = |key: &str| {
-        query.split('&').filter_map(|kv| kv.split_once('=')).find(|(k, _)| *k == key).map(|(_, v)| decode(v, true))
+        query
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| percent_decode(v, true))
     };
     let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let (metadata, media) = match param("uploadType").as_deref() {
@@ -529,28 +508,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 fn object_in_path(path: &str) -> Option<String> {
     let rest = path.strip_prefix("/download").unwrap_or(path).strip_prefix("/storage/v1/b/")?;
     let (_bucket, name) = rest.split_once("/o/")?;
-    Some(decode(name, false))
-}
-
-/// Percent-decode; in a query (`plus_is_space`) `+` is a space too.
-fn decode(s: &str, plus_is_space: bool) -> String {
-    let bytes = s.as_bytes();
-    let hex = |i: usize| bytes.get(i).and_then(|b| (*b as char).to_digit(16));
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match (bytes[i], hex(i + 1), hex(i + 2)) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-            (b'+', ..) if plus_is_space => out.push(b' '),
-            (b, ..) => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    Some(percent_decode(name, false))
 }
 
 async fn forward(
@@ -641,7 +599,5 @@ mod tests {
         assert_eq!(object_in_path("/storage/v1/b/bk/o/siem%2Fa%20b.ndjson").as_deref(), Some("siem/a b.ndjson"));
         assert_eq!(object_in_path("/download/storage/v1/b/bk/o/x").as_deref(), Some("x"));
         assert_eq!(object_in_path("/storage/v1/b/bk/o"), None);
-        assert_eq!(decode("100%", false), "100%");
-        assert_eq!(decode("a+b%2Fc", true), "a b/c");
     }
 }

@@ -1,54 +1,38 @@
 //! The mock's state and its request logic, free of HTTP: the alert streams, the per-(path,
-//! index) bookmarks of the dataexport iterator, the per-token rate-limit window, queued faults,
-//! the request log and `wait_time` violations. The server turns a parsed request into a
-//! [`Reply`] here under one lock, so the log order is the order requests were answered in.
+//! index) bookmarks of the dataexport iterator, the per-token rate-limit window and `wait_time`
+//! violations. The handler turns a request into a [`Reply`] here under one lock.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::alerts::{self, Cursor};
-use super::{Fault, MockConfig, RecordedRequest, epoch_now};
+use super::{MockConfig, epoch_now, message_json};
+use crate::mock::server::Request;
 
 /// Path prefix of the alert iterator endpoints (§4.2); the alert type follows it.
 pub(super) const ALERTS_PREFIX: &str = "/api/v2/events/dataexport/alerts/";
 
-/// A request as the server parsed it, before it is answered.
-pub(super) struct Incoming {
-    pub method: String,
-    pub path: String,
-    pub query: Vec<(String, String)>,
-    pub headers: Vec<(String, String)>,
-    pub at: Instant,
-}
-
-impl Incoming {
-    fn param(&self, key: &str) -> Option<&str> {
-        self.query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-}
-
 /// The answer, with a page kept as shared record texts so it is joined outside the lock.
 pub(super) struct Reply {
     pub status: u16,
-    pub headers: Vec<(&'static str, String)>,
+    pub headers: Vec<(String, String)>,
     pub body: Body,
 }
 
 pub(super) enum Body {
-    Empty,
     Text(String),
     Page { wait_time: u64, records: Vec<Arc<str>> },
 }
 
 impl Reply {
     fn message(status: u16, message: &str) -> Reply {
-        Reply { status, headers: Vec::new(), body: Body::Text(serde_json::json!({ "message": message }).to_string()) }
+        Reply { status, headers: Vec::new(), body: Body::Text(message_json(message)) }
+    }
+
+    fn header(&mut self, name: &str, value: impl ToString) {
+        self.headers.push((name.to_owned(), value.to_string()));
     }
 }
 
@@ -94,12 +78,6 @@ impl Operation {
     }
 }
 
-struct FaultRule {
-    remaining: usize,
-    fault: Fault,
-    alert_type: Option<String>,
-}
-
 struct RateWindow {
     started: Instant,
     count: u32,
@@ -110,9 +88,7 @@ pub(super) struct Inner {
     base_epoch: u64,
     streams: HashMap<String, Stream>,
     bookmarks: HashMap<(String, String), Bookmark>,
-    faults: VecDeque<FaultRule>,
     windows: HashMap<String, RateWindow>,
-    pub(super) requests: Vec<RecordedRequest>,
     pub(super) violations: Vec<String>,
     serial: u64,
 }
@@ -125,9 +101,7 @@ impl Inner {
             base_epoch,
             streams: HashMap::new(),
             bookmarks: HashMap::new(),
-            faults: VecDeque::new(),
             windows: HashMap::new(),
-            requests: Vec::new(),
             violations: Vec::new(),
             serial: 0,
         }
@@ -168,31 +142,12 @@ impl Inner {
         self.bookmarks.get(&(format!("{ALERTS_PREFIX}{alert_type}"), index.to_string())).map(|b| b.pos)
     }
 
-    pub(super) fn fail_next(&mut self, n: usize, fault: Fault, alert_type: Option<String>) {
-        if n > 0 {
-            self.faults.push_back(FaultRule { remaining: n, fault, alert_type });
-        }
-    }
-
     pub(super) fn set_wait_time(&mut self, secs: u64) {
         self.cfg.wait_time = secs;
     }
 
-    /// Answers one request and appends it to the log with the status it got.
-    pub(super) fn handle(&mut self, req: Incoming) -> Reply {
-        let reply = self.route(&req);
-        self.requests.push(RecordedRequest {
-            method: req.method,
-            path: req.path,
-            query: req.query,
-            headers: req.headers,
-            at: req.at,
-            status: reply.status,
-        });
-        reply
-    }
-
-    fn route(&mut self, req: &Incoming) -> Reply {
+    /// Answers one request.
+    pub(super) fn handle(&mut self, req: &Request) -> Reply {
         let Some(alert_type) = req.path.strip_prefix(ALERTS_PREFIX) else {
             return Reply::message(404, "Not found");
         };
@@ -208,27 +163,19 @@ impl Inner {
         }
         let token = token.to_string();
         let (limit, remaining, reset) = self.count_request(&token, req.at);
-        let mut reply = if remaining.is_none() {
-            let mut r = Reply::message(429, "Too many requests");
-            r.headers.push(("retry-after", reset.to_string()));
-            r
-        } else {
-            self.route_authenticated(req, alert_type)
-        };
-        // A 429 (ours or an injected one) tells the client to stay away for Retry-After, and
-        // the rate-limit headers agree with it, as a real exhausted window would.
-        let retry_after = reply.headers.iter().find(|(k, _)| *k == "retry-after").map(|(_, v)| v.clone());
-        reply.headers.push(("ratelimit-limit", limit.to_string()));
-        match retry_after {
-            Some(secs) => {
-                reply.headers.push(("ratelimit-remaining", "0".to_string()));
-                reply.headers.push(("ratelimit-reset", secs));
-            }
+        let mut reply = match remaining {
+            // The 429 tells the client to stay away until the window resets, and the
+            // rate-limit headers agree with it, as a real exhausted window would.
             None => {
-                reply.headers.push(("ratelimit-remaining", remaining.unwrap_or(0).to_string()));
-                reply.headers.push(("ratelimit-reset", reset.to_string()));
+                let mut r = Reply::message(429, "Too many requests");
+                r.header("retry-after", reset);
+                r
             }
-        }
+            Some(_) => self.route_authenticated(req, alert_type),
+        };
+        reply.header("ratelimit-limit", limit);
+        reply.header("ratelimit-remaining", remaining.unwrap_or(0));
+        reply.header("ratelimit-reset", reset);
         reply
     }
 
@@ -248,7 +195,7 @@ impl Inner {
         (limit, remaining, reset)
     }
 
-    fn route_authenticated(&mut self, req: &Incoming, alert_type: &str) -> Reply {
+    fn route_authenticated(&mut self, req: &Request, alert_type: &str) -> Reply {
         if !self.cfg.alert_types.iter().any(|t| t == alert_type) {
             return Reply::message(404, "This dataexporter does not exist");
         }
@@ -283,10 +230,6 @@ impl Inner {
                 ),
             );
         }
-        // Faults stand in for data only, after validation, and leave the bookmark alone.
-        if let Some(fault) = self.take_fault(alert_type) {
-            return fault_reply(fault);
-        }
         self.serve(alert_type, key, op)
     }
 
@@ -307,17 +250,6 @@ impl Inner {
                 bm.last_wait
             ));
         }
-    }
-
-    fn take_fault(&mut self, alert_type: &str) -> Option<Fault> {
-        let pos = self.faults.iter().position(|r| r.alert_type.as_deref().is_none_or(|t| t == alert_type))?;
-        let rule = &mut self.faults[pos];
-        rule.remaining -= 1;
-        let fault = rule.fault.clone();
-        if rule.remaining == 0 {
-            self.faults.remove(pos);
-        }
-        Some(fault)
     }
 
     fn serve(&mut self, alert_type: &str, key: (String, String), op: Operation) -> Reply {
@@ -352,18 +284,5 @@ impl Inner {
         };
         let records = stream.json.get(range).map(<[Arc<str>]>::to_vec).unwrap_or_default();
         Reply { status: 200, headers: Vec::new(), body: Body::Page { wait_time, records } }
-    }
-}
-
-fn fault_reply(fault: Fault) -> Reply {
-    match fault {
-        Fault::TooManyRequests { retry_after_secs } => {
-            let mut r = Reply::message(429, "Too many requests");
-            r.headers.push(("retry-after", retry_after_secs.to_string()));
-            r
-        }
-        Fault::ServiceUnavailable => Reply::message(503, "Service temporarily unavailable"),
-        Fault::NoContent => Reply { status: 204, headers: Vec::new(), body: Body::Empty },
-        Fault::Conflict => Reply::message(409, "Conflict: the index is in use by another request"),
     }
 }

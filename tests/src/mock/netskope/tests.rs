@@ -3,55 +3,24 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 use super::*;
+use crate::mock::client::{self, Got, LIMIT};
 
 const TOKEN: &str = "test-token";
-const LIMIT: Duration = Duration::from_secs(10);
-
-struct Got {
-    status: u16,
-    headers: http::HeaderMap,
-    body: String,
-}
 
 impl Got {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("bad JSON ({e}): {}", self.body))
-    }
-
     fn ids(&self) -> Vec<String> {
         self.json()["result"].as_array().unwrap().iter().map(|r| r["_id"].as_str().unwrap().to_string()).collect()
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 }
 
 async fn get(mock: &MockNetskope, path_and_query: &str, token: Option<&str>) -> Got {
-    timeout(LIMIT, async {
-        let stream = TcpStream::connect(mock.addr()).await.unwrap();
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
-        tokio::spawn(conn);
-        let mut req = Request::get(path_and_query).header("host", mock.authority());
-        if let Some(token) = token {
-            req = req.header("Netskope-Api-Token", token);
-        }
-        let resp = sender.send_request(req.body(Empty::<Bytes>::new()).unwrap()).await.unwrap();
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = resp.into_body().collect().await.unwrap().to_bytes();
-        Got { status, headers, body: String::from_utf8(body.to_vec()).unwrap() }
-    })
-    .await
-    .expect("request to the mock timed out")
+    let headers: Vec<(&str, &str)> = token.map(|t| ("Netskope-Api-Token", t)).into_iter().collect();
+    client::get(mock.addr(), path_and_query, &headers).await
 }
 
 async fn alerts(mock: &MockNetskope, alert_type: &str, index: &str, op: &str) -> Got {
@@ -193,7 +162,8 @@ async fn injected_429_then_success_leaves_the_bookmark() {
     assert_eq!(ok.status, 200);
     assert_eq!(ok.ids(), more);
     assert_eq!(ok.header("ratelimit-limit"), Some("600"));
-    assert_eq!(ok.header("ratelimit-remaining"), Some("597"));
+    // The fault was served before the tenant saw the request: it did not count.
+    assert_eq!(ok.header("ratelimit-remaining"), Some("598"));
     assert!(ok.header("ratelimit-reset").unwrap().parse::<u64>().unwrap() <= 60);
     assert_eq!(mock.ids("dlp").len(), ids.len() + more.len());
 }
@@ -258,15 +228,16 @@ async fn big_integers_and_unicode_survive_verbatim() {
     mock.add_alerts("dlp", 40);
     let page = alerts(&mock, "dlp", "u", "head").await;
     let records = mock.records("dlp");
-    assert_eq!(page.body, format!("{{\"ok\":1,\"wait_time\":0,\"result\":[{}]}}", records.join(",")));
+    assert_eq!(page.text(), format!("{{\"ok\":1,\"wait_time\":0,\"result\":[{}]}}", records.join(",")));
     let big: Vec<u64> =
         page.json()["result"].as_array().unwrap().iter().map(|r| r["dlp_incident_id"].as_u64().unwrap()).collect();
     assert!(big.iter().all(|n| *n > 1 << 53));
     for n in &big {
-        assert!(page.body.contains(&format!("\"dlp_incident_id\":{n}")));
+        assert!(page.text().contains(&format!("\"dlp_incident_id\":{n}")));
     }
-    assert!(page.body.contains("josé.müller@example.com"));
-    assert!(page.body.contains("Q3-paiements-été.xlsx") || page.body.contains("年度报告_2024.pdf"));
+    let text = page.text();
+    assert!(text.contains("josé.müller@example.com"));
+    assert!(text.contains("Q3-paiements-été.xlsx") || text.contains("年度报告_2024.pdf"));
     let labels: Vec<String> = page.json()["result"]
         .as_array()
         .unwrap()
@@ -334,4 +305,19 @@ async fn start_rejects_oversized_pages_and_drop_stops_the_server() {
     })
     .await;
     assert!(refused.is_ok(), "listener still accepting after drop");
+}
+
+#[tokio::test]
+async fn a_cut_next_page_is_consumed_and_resend_replays_it() {
+    let mock = start(small_pages()).await;
+    mock.add_alerts("dlp", 10);
+    alerts(&mock, "dlp", "t", "tail").await;
+    let fresh = mock.add_alerts("dlp", 5);
+    mock.server().push_fault(FaultRule::new(server::Fault::Truncate).path(ALERTS_PREFIX));
+    let path = "/api/v2/events/dataexport/alerts/dlp?index=t&operation=next";
+    let cut = client::send(mock.addr(), "GET", path, &[("Netskope-Api-Token", TOKEN)], b"").await;
+    assert!(cut.is_err(), "the client sees a cut body");
+    assert_eq!(mock.bookmark("dlp", "t"), Some(15), "the vendor moved on regardless");
+    assert_eq!(alerts(&mock, "dlp", "t", "resend").await.ids(), fresh);
+    assert_eq!(mock.requests()[1].fault, Some("truncate"));
 }

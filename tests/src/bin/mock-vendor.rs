@@ -1,0 +1,191 @@
+//! `mock-vendor <vendor>`: a vendor mock as a standalone server, for running a collector against
+//! it by hand or from a demo script. It seeds records in each stream, optionally keeps appending
+//! more, prints `mock-vendor <vendor> listening on http://127.0.0.1:PORT` once bound, logs each
+//! request to stderr and exits cleanly on SIGINT/SIGTERM.
+//!
+//! Vendors are rows of [`VENDORS`]: a name, its streams, and how to start its mock from the
+//! common options.
+
+use std::future::Future;
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::pin::Pin;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use siphon_tests::mock::VendorMock;
+use siphon_tests::mock::netskope::{ALERT_TYPES, MockConfig, MockNetskope};
+
+/// Secret used when neither --secret nor MOCK_VENDOR_SECRET is given.
+const DEFAULT_SECRET: &str = "demo-token";
+
+#[derive(Parser, Debug)]
+#[command(about = "A mock vendor API on 127.0.0.1 (see `VENDORS` in src/bin/mock-vendor.rs)")]
+struct Args {
+    /// The vendor to mock.
+    #[arg(value_parser = clap::builder::PossibleValuesParser::new(VENDORS.iter().map(|v| v.name)))]
+    vendor: String,
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 8089)]
+    port: u16,
+    /// The credential the mock accepts (Netskope: the API token) [default: $MOCK_VENDOR_SECRET, else
+    /// "demo-token"].
+    #[arg(long, alias = "token")]
+    secret: Option<String>,
+    /// Comma-separated streams that get data [default: the vendor's demo streams].
+    #[arg(long, alias = "types", value_delimiter = ',')]
+    streams: Vec<String>,
+    /// Records per stream created at start.
+    #[arg(long, default_value_t = 250)]
+    initial: usize,
+    /// Maximum records per page.
+    #[arg(long, default_value_t = 100)]
+    page_size: usize,
+    /// Append --new-batch records per stream every this many seconds (0 disables).
+    #[arg(long, default_value_t = 10)]
+    new_every: u64,
+    /// Records per stream appended every --new-every seconds (0 disables).
+    #[arg(long, default_value_t = 5)]
+    new_batch: usize,
+    /// A vendor-specific setting, KEY=VALUE; repeatable (netskope: wait_time=SECONDS).
+    #[arg(long = "set", value_parser = key_value)]
+    settings: Vec<(String, String)>,
+}
+
+/// What every vendor's mock is started from.
+struct Options {
+    addr: SocketAddr,
+    secret: String,
+    page_size: usize,
+    /// `--set` pairs; a vendor takes the ones it knows, the rest are an error.
+    settings: Vec<(String, String)>,
+}
+
+impl Options {
+    /// Removes and parses setting `key`.
+    fn take<T: std::str::FromStr>(&mut self, key: &str) -> anyhow::Result<Option<T>>
+    where
+        T::Err: std::fmt::Display,
+    {
+        let Some(pos) = self.settings.iter().position(|(k, _)| k == key) else {
+            return Ok(None);
+        };
+        let (_, value) = self.settings.remove(pos);
+        value.parse().map(Some).map_err(|e| anyhow::anyhow!("--set {key}={value}: {e}"))
+    }
+
+    /// Fails naming settings no vendor code took.
+    fn finish(self, vendor: &str, known: &str) -> anyhow::Result<()> {
+        if let Some((key, _)) = self.settings.first() {
+            bail!("{vendor} has no setting {key:?} (known: {known})");
+        }
+        Ok(())
+    }
+}
+
+type Started = Pin<Box<dyn Future<Output = anyhow::Result<Box<dyn VendorMock>>>>>;
+
+/// One vendor the binary can mock.
+struct Vendor {
+    name: &'static str,
+    /// Every stream the mock knows.
+    streams: &'static [&'static str],
+    /// Streams seeded when --streams is not given.
+    demo_streams: &'static [&'static str],
+    start: fn(Options) -> Started,
+}
+
+/// The vendors, one row each.
+const VENDORS: &[Vendor] = &[Vendor {
+    name: "netskope",
+    streams: &ALERT_TYPES,
+    demo_streams: &["dlp", "malware", "policy"],
+    start: |o| Box::pin(netskope(o)),
+}];
+
+async fn netskope(mut o: Options) -> anyhow::Result<Box<dyn VendorMock>> {
+    let wait_time = o.take("wait_time")?.unwrap_or(0);
+    let cfg = MockConfig {
+        token: o.secret.clone(),
+        page_size: o.page_size,
+        wait_time,
+        log_requests: true,
+        ..MockConfig::default()
+    };
+    let addr = o.addr;
+    o.finish("netskope", "wait_time")?;
+    Ok(Box::new(MockNetskope::start_on(cfg, addr).await?))
+}
+
+fn key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let vendor = VENDORS.iter().find(|v| v.name == args.vendor).context("clap checked the vendor")?;
+    let secret = args
+        .secret
+        .or_else(|| std::env::var("MOCK_VENDOR_SECRET").ok().filter(|t| !t.is_empty()))
+        .unwrap_or_else(|| DEFAULT_SECRET.to_owned());
+    let mut streams: Vec<String> =
+        args.streams.iter().map(|t| t.trim().to_ascii_lowercase()).filter(|t| !t.is_empty()).collect();
+    if streams.is_empty() {
+        streams = vendor.demo_streams.iter().map(|s| s.to_string()).collect();
+    }
+    for s in &streams {
+        if !vendor.streams.contains(&s.as_str()) {
+            bail!("{} has no stream {s:?}; known: {}", vendor.name, vendor.streams.join(","));
+        }
+    }
+    let options = Options {
+        addr: SocketAddr::from((Ipv4Addr::LOCALHOST, args.port)),
+        secret,
+        page_size: args.page_size,
+        settings: args.settings,
+    };
+    let mock = (vendor.start)(options).await?;
+    for s in &streams {
+        mock.add_records(s, args.initial);
+    }
+    let label = format!("mock-vendor {}", vendor.name);
+    // Scripts wait for this exact line; without the flush it can sit in a pipe buffer.
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{label} listening on {}", mock.server().base_url()).context("writing to stdout")?;
+    out.flush().context("flushing stdout")?;
+    drop(out);
+    eprintln!(
+        "{label}: streams {} with {} records each, page size {}",
+        streams.join(","),
+        args.initial,
+        args.page_size
+    );
+
+    let feeding = args.new_every > 0 && args.new_batch > 0;
+    let mut ticker = tokio::time::interval(Duration::from_secs(args.new_every.max(1)));
+    // The first tick is immediate; the initial records already cover "now".
+    ticker.tick().await;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    loop {
+        tokio::select! {
+            _ = ticker.tick(), if feeding => {
+                for s in &streams {
+                    mock.add_records(s, args.new_batch);
+                }
+                eprintln!("{label}: appended {} records to each of {}", args.new_batch, streams.join(","));
+            }
+            r = tokio::signal::ctrl_c() => {
+                r.context("waiting for SIGINT")?;
+                break;
+            }
+            _ = terminate.recv() => break,
+        }
+    }
+    eprintln!("{label}: shutting down after {} requests", mock.server().request_count());
+    Ok(())
+}
