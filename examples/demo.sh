@@ -7,18 +7,18 @@ cd "$(dirname "$0")/.."
 
 export NETSKOPE_API_TOKEN=demo-token
 mkdir -p target
-log=target/mock-netskope.log
-./target/debug/mock-netskope --port 8089 --token "$NETSKOPE_API_TOKEN" --types dlp,malware,policy \
+log=target/mock-vendor-netskope.log
+./target/debug/mock-vendor netskope --port 8089 --secret "$NETSKOPE_API_TOKEN" --streams dlp,malware,policy \
   --initial 250 --page-size 100 --new-every 10 --new-batch 5 >"$log" 2>&1 &
 mock=$!
 trap 'kill "$mock" 2>/dev/null || true; wait "$mock" 2>/dev/null || true' EXIT
 
 for _ in $(seq 1 100); do
   grep -q 'listening' "$log" && break
-  kill -0 "$mock" 2>/dev/null || { echo "mock-netskope failed to start:"; cat "$log"; exit 1; }
+  kill -0 "$mock" 2>/dev/null || { echo "mock-vendor netskope failed to start:"; cat "$log"; exit 1; }
   sleep 0.1
 done
-grep -q 'listening' "$log" || { echo "mock-netskope did not start within 10 s"; exit 1; }
+grep -q 'listening' "$log" || { echo "mock-vendor netskope did not start within 10 s"; exit 1; }
 
 echo "== mock Netskope tenant on http://127.0.0.1:8089 (log: $log); 5 new alerts per type every 10 s"
 echo "== siphon writes NDJSON under ./out and checkpoints under ./state; Ctrl-C stops both"
