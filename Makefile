@@ -175,17 +175,21 @@ test: build gcs-emulator ## Build everything, then run every test (CI runs this)
 # Guests build natively too (their unit tests), so one clippy covers every
 # crate; the components' own target adds the wasm-only code (bindings,
 # adapter) when rustup has it (route rustup; the Debian route has no clippy).
+# Every step runs, so one pass reports every finding.
 lint: ## rustfmt check and clippy with warnings denied, natively and for wasm32-wasip2 (CI runs this)
-	@echo "==> cargo fmt --check"
-	@$(CARGO) fmt --all --check
-	@echo "==> cargo clippy (workspace, native)"
-	@$(CARGO) clippy -q --workspace --all-targets -- -D warnings
-	@if command -v rustup >/dev/null 2>&1 && rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then \
+	@status=0; \
+	echo "==> cargo fmt --check"; \
+	$(CARGO) fmt --all --check || status=1; \
+	echo "==> cargo clippy (workspace, native)"; \
+	$(CARGO) clippy -q --keep-going --workspace --all-targets -- -D warnings || status=1; \
+	if command -v rustup >/dev/null 2>&1 && rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then \
 		echo "==> cargo clippy (guests, wasm32-wasip2)"; \
-		$(CARGO) clippy -q --target wasm32-wasip2 --lib $(addprefix -p ,$(GUEST_PACKAGES)) -- -D warnings; \
+		$(CARGO) clippy -q --keep-going --target wasm32-wasip2 --lib $(addprefix -p ,$(GUEST_PACKAGES)) -- -D warnings || status=1; \
 	else \
 		echo "==> skipping clippy for wasm32-wasip2: rustup has no such target here"; \
-	fi
+	fi; \
+	if [ $$status -ne 0 ]; then echo "error: make lint found problems (above)" >&2; fi; \
+	exit $$status
 
 bench: build ## Throughput and peak memory of a 50 000-alert collection (release build)
 	@$(CARGO) bench -q -p siphon-tests --bench collect
