@@ -215,6 +215,15 @@ pub struct ClientCredentials {
     style: CredentialStyle,
     scope: Option<String>,
     default_lifetime: Duration,
+    quota: Option<Quota>,
+}
+
+/// How a token endpoint that shares the vendor's quota says "slow down".
+#[derive(Clone, Copy)]
+struct Quota {
+    wait: fn(&Response, u64) -> Option<Duration>,
+    attempts: u32,
+    max_wait: Duration,
 }
 
 impl ClientCredentials {
@@ -234,7 +243,27 @@ impl ClientCredentials {
             style: CredentialStyle::Form,
             scope: None,
             default_lifetime,
+            quota: None,
         }
+    }
+
+    /// For token endpoints that count against the vendor's rate limit and
+    /// answer over it with a status the host should not retry quickly (e.g.
+    /// MuleSoft's 503 "minute quota used up"): the token request is sent with
+    /// [`Retry::RateLimitedOnly`] and `max_wait`, and when `wait(response,
+    /// now_ms)` reads the answer as a refusal, the login sleeps that long and
+    /// asks again, at most `attempts` times before failing as
+    /// [`Error::RateLimited`]. Pass the same function as the stream's
+    /// [`crate::driver::Stream::rate_limited`].
+    #[must_use]
+    pub fn rate_limited(
+        mut self,
+        wait: fn(&Response, u64) -> Option<Duration>,
+        attempts: u32,
+        max_wait: Duration,
+    ) -> Self {
+        self.quota = Some(Quota { wait, attempts, max_wait });
+        self
     }
 
     /// How the credentials travel.
@@ -255,7 +284,7 @@ impl ClientCredentials {
     pub fn request(&self) -> Request {
         let r = Request::post(&self.token_url).header("accept", "application/json").unauthenticated();
         let scope = self.scope.as_deref();
-        match self.style {
+        let r = match self.style {
             CredentialStyle::Form => {
                 let mut form = vec![
                     ("grant_type", "client_credentials"),
@@ -283,15 +312,37 @@ impl ClientCredentials {
                 }
                 r.json(&body)
             }
+        };
+        match self.quota {
+            None => r.retry(Retry::Host),
+            Some(q) => r.retry(Retry::RateLimitedOnly).max_wait(q.max_wait),
         }
-        .retry(Retry::Host)
     }
 }
 
 impl Login for ClientCredentials {
     fn login(&mut self, io: &mut dyn Io) -> Result<Token, Error> {
-        let response = io.send(self.request())?;
-        parse_token_response(&self.token_url, &response, io.now_ms(), self.default_lifetime)
+        let mut refusals = 0;
+        loop {
+            let response = io.send(self.request())?;
+            let now = io.now_ms();
+            let Some((q, wait)) = self.quota.and_then(|q| (q.wait)(&response, now).map(|w| (q, w))) else {
+                return parse_token_response(&self.token_url, &response, now, self.default_lifetime);
+            };
+            if refusals == q.attempts {
+                return Err(Error::RateLimited(format!(
+                    "the token endpoint {} kept rate limiting ({} answers in a row were HTTP {})",
+                    self.token_url,
+                    refusals + 1,
+                    response.status
+                )));
+            }
+            refusals += 1;
+            let secs = wait.as_secs();
+            let status = response.status;
+            io.log(crate::log::Level::Warn, &format!("Token endpoint: rate limited (HTTP {status}); retry in {secs}s"));
+            io.sleep(wait);
+        }
     }
 }
 

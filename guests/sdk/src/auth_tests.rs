@@ -181,3 +181,40 @@ fn custom_login_refreshes_with_the_rotated_token_and_falls_back_to_login() {
     assert_eq!(header(&io, 6, "authorization").as_deref(), Some("Bearer C"));
     assert_eq!(io.logged("Token refresh failed"), 1);
 }
+
+#[test]
+fn a_token_endpoint_sharing_a_quota_is_waited_out_then_gives_up_as_rate_limited() {
+    fn quota(r: &Response, _now: u64) -> Option<Duration> {
+        (r.status == 503).then_some(Duration::from_secs(42))
+    }
+    let html = response(503, &[("content-type", "text/html")], "<html>quota</html>");
+    let creds = || {
+        ClientCredentials::new(TOKEN_URL, "cid".into(), "s3cr3t".into(), Duration::from_secs(3_600)).rate_limited(
+            quota,
+            2,
+            Duration::from_secs(75),
+        )
+    };
+    let ok = json(200, r#"{"access_token":"T1"}"#);
+    let mut io = FakeIo::new(Script::new([html.clone(), html.clone(), ok]));
+    let token = creds().login(&mut io).unwrap();
+    assert_eq!(token.value, "Bearer T1");
+    assert_eq!(io.sleeps, [Duration::from_secs(42); 2]);
+    let sent = &io.requests[0].request;
+    assert_eq!(
+        sent.header_value(crate::http::RETRY_HEADER),
+        Some("rate-limited-only"),
+        "the host leaves the 503 to us"
+    );
+    assert_eq!(sent.header_value(crate::http::MAX_WAIT_HEADER), Some("75"));
+
+    let mut io = FakeIo::new(Script::new([html.clone(), html.clone(), html]));
+    let e = creds().login(&mut io).unwrap_err();
+    assert_eq!(e.kind(), "rate-limited", "{e}");
+    assert!(e.to_string().contains("3 answers in a row were HTTP 503"), "{e}");
+    assert_eq!(io.sent(), 3);
+
+    // Without it, other statuses and vendors behave as before.
+    let plain = ClientCredentials::new(TOKEN_URL, "cid".into(), "s".into(), Duration::from_secs(60));
+    assert_eq!(plain.request().header_value(crate::http::RETRY_HEADER), None);
+}
