@@ -23,8 +23,7 @@
 //! optional scope (e.g. the iterator index the cursors belong to) and one
 //! [`StreamState`] per stream holding the stream's own cursor as JSON.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
-use std::hash::Hasher;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -32,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::auth::Auth;
+use crate::data::hash::{RecentKeys, RecordKey};
 use crate::http::{Request, Response, Retry};
 use crate::io::Io;
 use crate::log::Level;
@@ -322,37 +322,8 @@ pub struct Tally {
     pub replayed: u64,
 }
 
-/// Keys of records emitted in this run, bounded: the oldest are forgotten
-/// beyond `cap` (duplicates come from overlapping neighbour pages).
-struct Seen {
-    set: HashSet<u128>,
-    order: VecDeque<u128>,
-    cap: usize,
-}
-
-impl Seen {
-    fn new(cap: usize) -> Self {
-        Self { set: HashSet::new(), order: VecDeque::new(), cap }
-    }
-
-    fn insert(&mut self, key: &str) -> bool {
-        let mut sip = std::hash::DefaultHasher::new();
-        sip.write(key.as_bytes());
-        let k = (u128::from(fnv1a(FNV_OFFSET, key.as_bytes())) << 64) | u128::from(sip.finish());
-        if !self.set.insert(k) {
-            return false;
-        }
-        self.order.push_back(k);
-        if self.order.len() > self.cap {
-            if let Some(old) = self.order.pop_front() {
-                self.set.remove(&old);
-            }
-        }
-        true
-    }
-}
-
-/// Keys remembered for in-run dedup (16 bytes each, about 5 MB with the sets).
+/// Keys remembered for in-run dedup (16 bytes each, a few MB with the set);
+/// duplicates come from overlapping neighbour pages, so the oldest may go.
 const SEEN_CAP: usize = 200_000;
 
 /// Runs streams page by page; see the module docs.
@@ -398,7 +369,7 @@ impl<'a> Driver<'a> {
     pub fn run<S: Stream>(&mut self, stream: &S) -> Result<&Outcome, Error> {
         let name = stream.name().to_string();
         let mut tally = Tally::default();
-        let mut seen = Seen::new(SEEN_CAP);
+        let mut seen = RecentKeys::new(SEEN_CAP);
         let outcome = match self.pages(stream, &name, &mut tally, &mut seen) {
             Ok(outcome) => outcome,
             Err(Fail::Run(e)) => return Err(e),
@@ -445,7 +416,7 @@ impl<'a> Driver<'a> {
         stream: &S,
         name: &str,
         tally: &mut Tally,
-        seen: &mut Seen,
+        seen: &mut RecentKeys,
     ) -> Result<Outcome, Fail> {
         let max_wait_ms = millis(self.budget.max_wait);
         for _ in 0..self.budget.max_pages {
@@ -480,7 +451,7 @@ impl<'a> Driver<'a> {
         mut cursor: S::Cursor,
         mut attempt: Attempt,
         tally: &mut Tally,
-        seen: &mut Seen,
+        seen: &mut RecentKeys,
     ) -> Result<Step, Fail> {
         let consume_once = stream.consume_once();
         let (mut limited, mut resends) = (0u32, 0u32);
@@ -584,7 +555,7 @@ impl<'a> Driver<'a> {
         resent: bool,
         consume_once: bool,
         tally: &mut Tally,
-        seen: &mut Seen,
+        seen: &mut RecentKeys,
     ) -> Result<Step, Fail> {
         for why in &page.skipped {
             self.io.log(Level::Warn, &format!("{name}: skipped an item that is not a record: {why}"));
@@ -611,7 +582,7 @@ impl<'a> Driver<'a> {
         }
         let mut records = Vec::with_capacity(page.records.len());
         for (key, record) in page.records {
-            if seen.insert(&key) {
+            if seen.insert(RecordKey::of_id(&key)) {
                 records.push(record);
             } else {
                 tally.duplicates += 1;
@@ -636,12 +607,12 @@ impl<'a> Driver<'a> {
         let retry = request.is_authenticated().then(|| request.clone());
         let authorized = self.auth.authorize(self.io, request).map_err(Fail::Run)?;
         let mut response = self.io.send(authorized).map_err(|e| Fail::Stream(e.into()))?;
-        if let Some(request) = retry.filter(|_| response.status == 401) {
-            if self.auth.invalidate() {
-                self.io.log(Level::Info, "HTTP 401: the token was refused; authenticating again");
-                let authorized = self.auth.authorize(self.io, request).map_err(Fail::Run)?;
-                response = self.io.send(authorized).map_err(|e| Fail::Stream(e.into()))?;
-            }
+        if let Some(request) = retry.filter(|_| response.status == 401)
+            && self.auth.invalidate()
+        {
+            self.io.log(Level::Info, "HTTP 401: the token was refused; authenticating again");
+            let authorized = self.auth.authorize(self.io, request).map_err(Fail::Run)?;
+            response = self.io.send(authorized).map_err(|e| Fail::Stream(e.into()))?;
         }
         let remaining =
             ["ratelimit-remaining", "x-ratelimit-remaining"].iter().find_map(|h| response.headers.get_u64(h));

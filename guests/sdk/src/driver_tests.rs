@@ -99,7 +99,10 @@ struct Body<'a> {
     items: Vec<&'a RawValue>,
 }
 
-fn records(body: &[u8]) -> Result<(Vec<(String, Record)>, u64, u64), Error> {
+/// Records with keys, the newest timestamp and the wait hint of a body.
+type Parsed = (Vec<(String, Record)>, u64, u64);
+
+fn records(body: &[u8]) -> Result<Parsed, Error> {
     let b: Body = serde_json::from_slice(body).map_err(|e| Error::Vendor(e.to_string()))?;
     let mut out = Vec::new();
     let mut max_ts = 0;
@@ -234,7 +237,7 @@ fn consume_once_streams_page_every_iterator() {
 fn a_crash_at_any_step_of_a_consume_once_stream_delivers_everything_exactly_once() {
     let tried = crash_everywhere(
         || FakeIo::new(Tenant::new(&[("alerts/dlp", 25), ("alerts/uba", 12)], 10)),
-        |io| run_alerts_ref(io),
+        run_alerts_ref,
         |io, crash| {
             assert_eq!(sorted(io.delivered.clone()), sorted(io.server.all()), "after {crash:?}");
         },
