@@ -192,7 +192,8 @@ impl<'a> Object<'a> {
             Some(raw) => records_of(raw).map_err(|e| JsonError::in_field(path, e.0)),
             None => {
                 let present: Vec<&str> = self.fields.iter().map(|(k, _)| k.as_ref()).collect();
-                Err(JsonError::in_field(path, format!("missing (the body has: {})", present.join(", "))))
+                let present = super::excerpt(&present.join(", "));
+                Err(JsonError::in_field(path, format!("missing (the body has: {present})")))
             }
         }
     }
