@@ -455,14 +455,15 @@ impl Response {
     }
 
     /// The vendor's own error text: a JSON body's `message`, `error_description`,
-    /// `error`, `errorDesc` or `detail` when present, else the start of the body
-    /// on one line (HTML pages and all); at most 300 characters.
+    /// `errorDesc`, `messageDescription` (IBM), `error` or `detail` when present,
+    /// else the start of the body on one line (HTML pages and all); at most 300
+    /// characters.
     pub fn vendor_message(&self) -> String {
         if self.body.iter().all(u8::is_ascii_whitespace) {
             return "empty body".to_string();
         }
         if let Ok(serde_json::Value::Object(map)) = serde_json::from_slice::<serde_json::Value>(&self.body) {
-            for key in ["message", "error_description", "errorDesc", "error", "detail", "title"] {
+            for key in ["message", "error_description", "errorDesc", "messageDescription", "error", "detail", "title"] {
                 if let Some(serde_json::Value::String(m)) = map.get(key) {
                     return excerpt(m.as_bytes(), 300);
                 }
@@ -609,6 +610,16 @@ mod tests {
         let r = Response { status: 200, headers: Headers::new(), body: b"<html>\nnope</html>".to_vec() };
         let e = r.json::<serde_json::Value>().unwrap_err();
         assert!(matches!(&e, Error::Vendor(m) if m.contains("HTTP 200") && m.contains("<html> nope")), "{e}");
+    }
+
+    #[test]
+    fn vendor_message_reads_common_error_fields() {
+        let r = |body: &str| Response { status: 400, headers: Headers::new(), body: body.as_bytes().to_vec() };
+        assert_eq!(r(r#"{"error":"invalid_client","error_description":"bad secret"}"#).vendor_message(), "bad secret");
+        let ibm = r#"{"messageId":"CSIAQ0159E","messageDescription":"The [size] parameter is not valid."}"#;
+        assert_eq!(r(ibm).vendor_message(), "The [size] parameter is not valid.");
+        assert_eq!(r("<html>\n503</html>").vendor_message(), "<html> 503</html>");
+        assert_eq!(r(" ").vendor_message(), "empty body");
     }
 
     #[test]
