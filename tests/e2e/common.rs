@@ -1,6 +1,7 @@
 //! Shared set-up: temporary siphon installations (config, token file, sink
 //! and state directories), reading the sink back, and locating binaries.
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,6 +9,8 @@ use std::time::Duration;
 use siphon::config::Settings;
 use siphon::services::Runtime;
 use tempfile::TempDir;
+
+use crate::vendor::Tenant;
 
 /// Token the mock vendors accept.
 pub const TOKEN: &str = "e2e-token-5f3a9c1d";
@@ -24,6 +27,20 @@ impl Install {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("token.txt"), format!("{token}\n")).expect("token file");
         Install { dir }
+    }
+
+    /// A new installation holding the secret files of `tenant` (`<secret>.txt`).
+    pub fn for_tenant(tenant: &dyn Tenant) -> Install {
+        let install = Install { dir: tempfile::tempdir().expect("temp dir") };
+        install.write_secrets(&tenant.secrets());
+        install
+    }
+
+    /// Writes each secret to `<name>.txt`, where a [`Tenant::source`] reads it.
+    pub fn write_secrets(&self, secrets: &[(&str, String)]) {
+        for (name, value) in secrets {
+            std::fs::write(self.path(&format!("{name}.txt")), format!("{value}\n")).expect("secret file");
+        }
     }
 
     /// Path of a file in the installation.
@@ -140,6 +157,22 @@ pub async fn within<T>(secs: u64, what: &str, f: impl Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(secs), f)
         .await
         .unwrap_or_else(|_| panic!("{what} did not finish within {secs} s"))
+}
+
+/// Each of `expected` exactly once in `delivered`, and nothing else; returns how many.
+pub fn assert_exactly_once(delivered: &[String], expected: &[String]) -> usize {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for key in delivered {
+        *seen.entry(key.as_str()).or_default() += 1;
+    }
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "{} records delivered more than once, e.g. {:?}", twice.len(), twice.first());
+    let missing: Vec<_> = expected.iter().filter(|k| !seen.contains_key(k.as_str())).collect();
+    assert!(missing.is_empty(), "{} of {} records missing, e.g. {:?}", missing.len(), expected.len(), missing.first());
+    let expected: HashSet<&str> = expected.iter().map(String::as_str).collect();
+    let extra: Vec<_> = seen.keys().filter(|k| !expected.contains(*k)).collect();
+    assert!(extra.is_empty(), "{} records delivered that the vendor never had, e.g. {:?}", extra.len(), extra.first());
+    delivered.len()
 }
 
 /// The `_id` of an NDJSON record.

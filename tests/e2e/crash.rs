@@ -1,7 +1,9 @@
 //! Crash safety: `siphon collect` as a subprocess, killed with SIGKILL at
-//! seeded random moments, then run to completion. Every alert the mock
-//! produced must be in the sink exactly once — for each sink/state pairing:
-//! local/local, GCS/GCS, local sink + GCS state, GCS sink + local state.
+//! seeded random moments, then run to completion. Every record the mock
+//! produced must be in the sink exactly once. [`crash_loop`] is shared: the
+//! vendor suite runs it for every vendor on local sink and state
+//! (`vendor::suite`); here it runs for the other sink/state pairings — GCS/GCS,
+//! local sink + GCS state, GCS sink + local state — with the Netskope tenant.
 //!
 //! GCS goes through the fault proxy, which holds data uploads and state
 //! writes for a few milliseconds: before forwarding (a kill then lands
@@ -13,7 +15,6 @@
 //!
 //! The seed is printed; set `SIPHON_CRASH_SEED` to replay a failure.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -23,10 +24,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use siphon_tests::gcs_emulator::GcsEmulator;
 use siphon_tests::gcs_proxy::{Fault, GcsProxy, Phase, Rule};
-use siphon_tests::mock::netskope::{MockConfig, MockNetskope};
 
-use crate::common::{Install, TOKEN, cache_dir, guest, id_of, siphon_bin};
+use crate::common::{Install, assert_exactly_once, cache_dir, siphon_bin};
 use crate::gcs::{BUCKET, RETRY, bucket_lines, emulator};
+use crate::vendor::{Netskope, Tenant, VendorCase};
 
 /// What a crash loop did, for the test's report line.
 #[derive(Debug, Default)]
@@ -82,7 +83,7 @@ pub struct Target {
 pub struct Plan {
     /// Kills to make.
     pub kills: usize,
-    /// New alerts per type before each run: random below this.
+    /// New records per stream before each run: random below this.
     pub max_new: usize,
     /// Random kills land in `[0, window)` after the start.
     pub window: Duration,
@@ -91,15 +92,15 @@ pub struct Plan {
     pub targets: Vec<Target>,
 }
 
-/// Run `siphon collect` until it was killed `plan.kills` times, feeding the
-/// mock new alerts as it goes; then run to completion and check exactly-once
-/// delivery with `read_ids`.
+/// Run `siphon collect` of `source` until it was killed `plan.kills` times,
+/// feeding `tenant` new records as it goes; then run to completion and check
+/// exactly-once delivery of the tenant's records with `read_keys`.
 pub async fn crash_loop(
     config: &Path,
-    mock: &MockNetskope,
-    types: &[&str],
+    source: &str,
+    tenant: &dyn Tenant,
     plan: Plan,
-    read_ids: impl AsyncFn() -> Vec<String>,
+    read_keys: impl AsyncFn() -> Vec<String>,
 ) -> CrashReport {
     let Plan { kills, max_new, window, targets } = plan;
     let seed = seed();
@@ -110,17 +111,17 @@ pub async fn crash_loop(
     while report.kills < kills {
         attempts += 1;
         assert!(attempts < kills * 8, "too few runs could be killed: the window is too long for the workload");
-        for t in types {
-            mock.add_alerts(t, rng.random_range(0..max_new));
+        for stream in tenant.streams() {
+            tenant.mock().add_records(&stream, rng.random_range(0..max_new));
         }
         let target = targets.get(report.kills % 5);
         let kill = match target {
             // A point the run may never reach (nothing new to commit): then
-            // it completes, and the next run tries again with more alerts.
+            // it completes, and the next run tries again with more records.
             Some(t) => Kill::At(Arc::clone(&t.reached)),
             None => Kill::After(window.mul_f64(rng.random::<f64>())),
         };
-        let (killed, stderr) = run_and_kill(config, kill).await;
+        let (killed, stderr) = run_and_kill(config, source, kill).await;
         count_recoveries(&stderr, &mut report);
         if !killed {
             report.completed += 1;
@@ -133,26 +134,15 @@ pub async fn crash_loop(
     }
     // Let it finish: a few clean runs until a run delivers nothing new.
     for _ in 0..10 {
-        let before = read_ids().await.len();
-        let (killed, stderr) = run_and_kill(config, Kill::After(Duration::from_secs(120))).await;
+        let before = read_keys().await.len();
+        let (killed, stderr) = run_and_kill(config, source, Kill::After(Duration::from_secs(120))).await;
         assert!(!killed, "a clean run did not finish in 120 s");
         count_recoveries(&stderr, &mut report);
-        if read_ids().await.len() == before {
+        if read_keys().await.len() == before {
             break;
         }
     }
-    let ids = read_ids().await;
-    let mut seen: HashMap<&str, usize> = HashMap::new();
-    for id in &ids {
-        *seen.entry(id.as_str()).or_default() += 1;
-    }
-    let duplicated: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(duplicated.is_empty(), "{} duplicated ids, e.g. {:?}", duplicated.len(), duplicated.first());
-    let expected: Vec<String> = types.iter().flat_map(|t| mock.ids(t)).collect();
-    let missing: Vec<_> = expected.iter().filter(|id| !seen.contains_key(id.as_str())).collect();
-    assert!(missing.is_empty(), "{} of {} ids missing, e.g. {:?}", missing.len(), expected.len(), missing.first());
-    assert_eq!(ids.len(), expected.len());
-    report.records = ids.len();
+    report.records = assert_exactly_once(&read_keys().await, &tenant.expected_keys());
     report
 }
 
@@ -184,15 +174,15 @@ enum Kill {
     At(Arc<dyn Fn() -> bool + Send + Sync>),
 }
 
-/// Start `siphon collect`, SIGKILL it at `kill` unless it ended first;
-/// returns whether it was killed, and its stderr (JSON log lines).
-async fn run_and_kill(config: &Path, kill: Kill) -> (bool, String) {
-    let config = config.to_owned();
+/// Start `siphon collect` of `source`, SIGKILL it at `kill` unless it ended
+/// first; returns whether it was killed, and its stderr (JSON log lines).
+async fn run_and_kill(config: &Path, source: &str, kill: Kill) -> (bool, String) {
+    let (config, source) = (config.to_owned(), source.to_owned());
     tokio::task::spawn_blocking(move || {
         let mut child = Command::new(siphon_bin())
             .args(["--log-format", "json", "collect", "--config"])
             .arg(&config)
-            .arg("netskope")
+            .arg(&source)
             .env_remove("RUST_LOG")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -219,41 +209,6 @@ async fn run_and_kill(config: &Path, kill: Kill) -> (bool, String) {
     })
     .await
     .expect("runner thread")
-}
-
-fn netskope_source(m: &MockNetskope) -> String {
-    format!(
-        r#"[sources.netskope]
-collector = "{wasm}"
-schedule = "0 * * * *"
-allowed_hosts = ["{authority}"]
-allow_http = true
-settings = {{ base_url = "{base}", alert_types = ["dlp", "malware"], index = "crash", full_page = 20 }}
-secrets = {{ api_token = {{ file = "token.txt" }} }}
-"#,
-        wasm = guest("netskope_alerts").display(),
-        authority = m.authority(),
-        base = m.base_url(),
-    )
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_at_random_moments_never_loses_or_duplicates_local_local() {
-    let m = MockNetskope::start(MockConfig { token: TOKEN.to_owned(), page_size: 20, ..MockConfig::default() })
-        .await
-        .expect("mock");
-    m.add_alerts("dlp", 300);
-    m.add_alerts("malware", 200);
-    let install = Install::new(TOKEN);
-    // Small objects: several per commit, so kills also land between objects.
-    let config = install.config_with(&netskope_source(&m), "max_records = 7");
-    let plan = Plan { kills: 50, max_new: 40, window: Duration::from_millis(600), targets: Vec::new() };
-    let report = crash_loop(&config, &m, &["dlp", "malware"], plan, async || {
-        install.sink_lines().iter().map(|l| id_of(l)).collect()
-    })
-    .await;
-    println!("{}", report.line("local/local"));
-    assert_eq!(report.kills, 50);
 }
 
 /// Where the GCS pairings put data objects, and their state object.
@@ -306,15 +261,15 @@ fn pairing_config(install: &Install, sink: Store, state: Store, endpoint: &str, 
     path
 }
 
-/// The `_id`s in the sink of a pairing, object by object.
-async fn sink_ids(sink: Store, install: &Install, gcs: &GcsEmulator) -> Vec<String> {
+/// The record keys in the sink of a pairing, object by object.
+async fn sink_keys(sink: Store, install: &Install, gcs: &GcsEmulator, tenant: &dyn Tenant) -> Vec<String> {
     let lines = match sink {
         Store::Local => install.sink_lines(),
         // Only data objects: a run killed during its start-up probe leaves
         // an empty probe object under `siem/.siphon-health/`.
         Store::Gcs => bucket_lines(gcs, DATA).await,
     };
-    lines.iter().map(|l| id_of(l)).collect()
+    lines.iter().map(|l| tenant.key_of(l)).collect()
 }
 
 /// The `pending` commit of a state as written (the `SourceState` JSON, or the
@@ -404,21 +359,17 @@ async fn crash_pairing(sink: Store, state: Store, label: &str) -> CrashReport {
     let hold = |d: Duration| Fault::Delay { before: d, after: d };
     proxy.add(Rule::new("POST", hold(UPLOAD_HOLD)).object(DATA));
     proxy.add(Rule::new("POST", hold(STATE_HOLD)).object("siphon/state/"));
-    let m = MockNetskope::start(MockConfig { token: TOKEN.to_owned(), page_size: 20, ..MockConfig::default() })
-        .await
-        .expect("mock");
-    m.add_alerts("dlp", 120);
-    m.add_alerts("malware", 80);
-    let install = Install::new(TOKEN);
-    let config = pairing_config(&install, sink, state, &proxy.endpoint(), &netskope_source(&m));
+    let tenant = Netskope.start(100).await;
+    let install = Install::for_tenant(tenant.as_ref());
+    let config = pairing_config(&install, sink, state, &proxy.endpoint(), &tenant.source("netskope").render());
     let plan = Plan {
         kills: 50,
         max_new: 12,
         window: Duration::from_millis(900),
         targets: targets(sink, state, &proxy, &install),
     };
-    let report =
-        crash_loop(&config, &m, &["dlp", "malware"], plan, async || sink_ids(sink, &install, &gcs).await).await;
+    let read = async || sink_keys(sink, &install, &gcs, tenant.as_ref()).await;
+    let report = crash_loop(&config, "netskope", tenant.as_ref(), plan, read).await;
     println!("{}", report.line(label));
     let dropped = proxy.seen().iter().filter(|s| matches!(s.fault, Some(Fault::Delay { .. })) && !s.forwarded).count();
     println!(

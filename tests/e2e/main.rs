@@ -15,3 +15,4 @@ mod faults;
 mod faults_gcs;
 mod gcs;
 mod netskope;
+mod vendor;

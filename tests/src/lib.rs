@@ -5,6 +5,7 @@
 //! (`gcs_proxy`: injected errors, delays and connection resets, and a log of what each upload
 //! declared).
 
+pub mod config;
 pub mod gcs_emulator;
 pub mod gcs_proxy;
 pub mod mock;

@@ -31,7 +31,8 @@ use anyhow::ensure;
 use super::VendorMock;
 pub use super::server::RecordedRequest;
 use super::server::{self, FaultRule, MockServer, Response, ServerOptions, lock};
-use state::{ALERTS_PREFIX, Body, Inner};
+pub use state::ALERTS_PREFIX;
+use state::{Body, Inner};
 
 /// The alert types of §4.2, all known to the mock by default.
 pub const ALERT_TYPES: [&str; 13] = [

@@ -12,7 +12,7 @@ use super::{MockConfig, epoch_now, message_json};
 use crate::mock::server::Request;
 
 /// Path prefix of the alert iterator endpoints (§4.2); the alert type follows it.
-pub(super) const ALERTS_PREFIX: &str = "/api/v2/events/dataexport/alerts/";
+pub const ALERTS_PREFIX: &str = "/api/v2/events/dataexport/alerts/";
 
 /// The answer, with a page kept as shared record texts so it is joined outside the lock.
 pub(super) struct Reply {
