@@ -46,6 +46,17 @@ impl Record {
         Ok(Self(text))
     }
 
+    /// This record with `"key": value` added as its first field and every
+    /// byte of the vendor's fields kept: a record-type tag that lets one feed
+    /// tell several vendor lists apart. `value` is JSON text (`"\"device\""`,
+    /// `42`, …); invalid JSON is refused.
+    pub fn with_first_field(&self, key: &str, value: &str) -> Result<Self, InvalidRecord> {
+        let rest = self.0.strip_prefix('{').unwrap_or(&self.0);
+        let comma = if rest.starts_with('}') { "" } else { "," };
+        let key = serde_json::to_string(key).map_err(|e| InvalidRecord(format!("cannot encode the key: {e}")))?;
+        Self::parse(&format!("{{{key}:{value}{comma}{rest}"))
+    }
+
     /// The record's JSON text.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -189,6 +200,15 @@ mod tests {
         assert!(Record::parse("{\"a\":1").is_err());
         assert!(Record::parse("{\"a\":1} {}").is_err());
         assert!(Record::parse("null").is_err());
+    }
+
+    #[test]
+    fn with_first_field_prepends_and_keeps_the_rest_byte_exact() {
+        let r = Record::parse(r#"{ "id": 18446744073709551616, "u": "\u00e9é", "n": "12" }"#).unwrap();
+        let tagged = r.with_first_field("_type", r#""device""#).unwrap();
+        assert_eq!(tagged.as_str(), r#"{"_type":"device","id":18446744073709551616,"u":"\u00e9é","n":"12"}"#);
+        assert_eq!(Record::parse("{}").unwrap().with_first_field("k\"", "1").unwrap().as_str(), r#"{"k\"":1}"#);
+        assert!(r.with_first_field("k", "not json").is_err());
     }
 
     #[test]
