@@ -12,6 +12,7 @@ pub mod blobs;
 #[cfg(test)]
 pub(crate) mod client;
 pub mod http;
+pub mod ibm_verify;
 pub mod netskope;
 pub mod oauth;
 pub mod server;

@@ -15,6 +15,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Parser;
 use siphon_tests::mock::VendorMock;
+use siphon_tests::mock::ibm_verify;
 use siphon_tests::mock::netskope::{ALERT_TYPES, MockConfig, MockNetskope};
 
 /// Secret used when neither --secret nor MOCK_VENDOR_SECRET is given.
@@ -48,7 +49,8 @@ struct Args {
     /// Records per stream appended every --new-every seconds (0 disables).
     #[arg(long, default_value_t = 5)]
     new_batch: usize,
-    /// A vendor-specific setting, KEY=VALUE; repeatable (netskope: wait_time=SECONDS).
+    /// A vendor-specific setting, KEY=VALUE; repeatable (netskope: wait_time=SECONDS; ibm-verify:
+    /// client_id=ID, token_lifetime=SECONDS, late_every=N).
     #[arg(long = "set", value_parser = key_value)]
     settings: Vec<(String, String)>,
 }
@@ -97,12 +99,20 @@ struct Vendor {
 }
 
 /// The vendors, one row each.
-const VENDORS: &[Vendor] = &[Vendor {
-    name: "netskope",
-    streams: &ALERT_TYPES,
-    demo_streams: &["dlp", "malware", "policy"],
-    start: |o| Box::pin(netskope(o)),
-}];
+const VENDORS: &[Vendor] = &[
+    Vendor {
+        name: "netskope",
+        streams: &ALERT_TYPES,
+        demo_streams: &["dlp", "malware", "policy"],
+        start: |o| Box::pin(netskope(o)),
+    },
+    Vendor {
+        name: "ibm-verify",
+        streams: &ibm_verify::EVENT_TYPES,
+        demo_streams: &["authentication", "sso", "management", "token"],
+        start: |o| Box::pin(verify(o)),
+    },
+];
 
 async fn netskope(mut o: Options) -> anyhow::Result<Box<dyn VendorMock>> {
     let wait_time = o.take("wait_time")?.unwrap_or(0);
@@ -116,6 +126,23 @@ async fn netskope(mut o: Options) -> anyhow::Result<Box<dyn VendorMock>> {
     let addr = o.addr;
     o.finish("netskope", "wait_time")?;
     Ok(Box::new(MockNetskope::start_on(cfg, addr).await?))
+}
+
+/// IBM Security Verify: the secret is the API client's `client_secret`; pages are as large as
+/// the collector's `size` asks (the API's own limit, 10,000, applies).
+async fn verify(mut o: Options) -> anyhow::Result<Box<dyn VendorMock>> {
+    let defaults = ibm_verify::MockConfig::default();
+    let cfg = ibm_verify::MockConfig {
+        client_id: o.take("client_id")?.unwrap_or_else(|| "demo-client".to_owned()),
+        client_secret: o.secret.clone(),
+        token_lifetime: o.take("token_lifetime")?.map_or(defaults.token_lifetime, Duration::from_secs),
+        late_every: o.take("late_every")?.unwrap_or(defaults.late_every),
+        log_requests: true,
+        ..defaults
+    };
+    let addr = o.addr;
+    o.finish("ibm-verify", "client_id, token_lifetime (seconds), late_every")?;
+    Ok(Box::new(ibm_verify::MockVerify::start_on(cfg, addr).await?))
 }
 
 fn key_value(s: &str) -> Result<(String, String), String> {
