@@ -264,6 +264,23 @@ pub mod parse {
         if (min..=max).contains(&n) { Ok(n) } else { Err(format!("must be between {min} and {max}")) }
     }
 
+    /// A whole number from `allowed`, e.g. the page sizes a vendor serves.
+    pub fn u64_among(v: &str, allowed: &[u64]) -> Result<u64, String> {
+        let n = super::parse_u64(v)?;
+        if allowed.contains(&n) {
+            return Ok(n);
+        }
+        let list: Vec<String> = allowed.iter().map(u64::to_string).collect();
+        Err(format!("must be one of {}", list.join(", ")))
+    }
+
+    /// Non-empty text of ASCII letters and digits only, trimmed: an account id
+    /// that goes into a URL path.
+    pub fn alphanumeric(v: &str) -> Result<String, String> {
+        let t = text(v)?;
+        if t.bytes().all(|b| b.is_ascii_alphanumeric()) { Ok(t) } else { Err("must be letters and digits only".into()) }
+    }
+
     /// A whole number of at least 1.
     pub fn positive(v: &str) -> Result<u64, String> {
         let n = super::parse_u64(v)?;
@@ -409,6 +426,10 @@ mod tests {
         assert!(parse::subset("bogus", &["devices"]).unwrap_err().contains("`bogus`"));
         assert_eq!(parse::one_of(" 2.0", &["1.0", "2.0"]), Ok("2.0"));
         assert_eq!(parse::positive("0"), Err("must be at least 1".into()));
+        assert_eq!(parse::u64_among(" 50", &[25, 50]), Ok(50));
+        assert_eq!(parse::u64_among("30", &[25, 50]), Err("must be one of 25, 50".into()));
+        assert_eq!(parse::alphanumeric(" 30012345 "), Ok("30012345".into()));
+        assert!(parse::alphanumeric("300/12").is_err() && parse::alphanumeric("").is_err());
         assert_eq!(parse::text("  x "), Ok("x".into()));
     }
 

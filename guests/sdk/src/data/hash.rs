@@ -251,9 +251,88 @@ impl RecentKeys {
     }
 }
 
+/// A cursor's high-water mark for lists whose time filter includes its own
+/// value, or whose records share timestamps: the newest position delivered
+/// and the keys of the records delivered *at* it. The next query starts at
+/// the position itself and drops exactly those records, so neither an
+/// inclusive filter nor a page boundary between equal timestamps repeats or
+/// skips one. Persisted as `{"at": 1722300000000, "keys": ["<32 hex>", …]}`.
+///
+/// ```
+/// use siphon_sdk::data::hash::{RecordKey, Watermark};
+///
+/// let (a, b) = (RecordKey::of_id("a"), RecordKey::of_id("b"));
+/// let mut mark = Watermark::new(100);
+/// assert!(mark.admits(100, &a) && !mark.admits(99, &a));
+/// mark.advance(100, a);
+/// assert!(!mark.admits(100, &a), "delivered at the mark");
+/// assert!(mark.admits(100, &b), "same time, another record");
+/// mark.advance(101, b);
+/// assert_eq!((mark.at, mark.keys.as_slice()), (101, [b].as_slice()));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Watermark {
+    /// The newest position delivered (e.g. epoch ms).
+    pub at: u64,
+    /// Keys of the records delivered at `at`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<RecordKey>,
+}
+
+impl Watermark {
+    /// A mark at `at` with no record delivered there yet (e.g. a first run's
+    /// look-back start).
+    pub fn new(at: u64) -> Self {
+        Self { at, keys: Vec::new() }
+    }
+
+    /// True for a record past the mark: a later position, or the mark's own
+    /// with a key not delivered yet.
+    pub fn admits(&self, at: u64, key: &RecordKey) -> bool {
+        at > self.at || (at == self.at && !self.keys.contains(key))
+    }
+
+    /// Takes a delivered record in: a later position moves the mark there
+    /// (forgetting the old keys), the mark's own position adds the key, an
+    /// earlier one changes nothing.
+    pub fn advance(&mut self, at: u64, key: RecordKey) {
+        self.advance_to(at);
+        if at == self.at && !self.keys.contains(&key) {
+            self.keys.push(key);
+        }
+    }
+
+    /// Moves the mark to `at` when that is later, with no keys (nothing was
+    /// delivered there, e.g. the end of a queried window).
+    pub fn advance_to(&mut self, at: u64) {
+        if at > self.at {
+            *self = Self::new(at);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_watermark_keeps_the_keys_at_its_position_only() {
+        let k = |i: u32| RecordKey::of_id(&i.to_string());
+        let mut mark = Watermark::new(10);
+        for (at, i) in [(10, 0), (12, 1), (12, 2), (12, 2), (11, 3)] {
+            mark.advance(at, k(i));
+        }
+        assert_eq!(mark, Watermark { at: 12, keys: vec![k(1), k(2)] }, "an earlier record changes nothing");
+        assert!(!mark.admits(12, &k(2)) && mark.admits(12, &k(9)) && mark.admits(13, &k(2)) && !mark.admits(11, &k(9)));
+        mark.advance_to(12);
+        assert_eq!(mark.keys.len(), 2, "advancing to the same position keeps its keys");
+        mark.advance_to(20);
+        assert_eq!(mark, Watermark::new(20));
+        let json = serde_json::to_string(&Watermark { at: 5, keys: vec![k(1)] }).unwrap();
+        assert_eq!(json, format!(r#"{{"at":5,"keys":["{}"]}}"#, k(1)));
+        assert_eq!(serde_json::from_str::<Watermark>(r#"{"at":7}"#).unwrap(), Watermark::new(7));
+        assert_eq!(serde_json::to_string(&Watermark::new(7)).unwrap(), r#"{"at":7}"#);
+    }
 
     #[test]
     fn sha256_known_vectors() {
