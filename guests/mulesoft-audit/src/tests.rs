@@ -168,6 +168,19 @@ fn collect(io: &mut FakeIo<Tenant>) -> Result<Summary, Error> {
     run(io)
 }
 
+/// Scheduled runs until one is not cut short by a quota wait: a second quota
+/// answer in a row ends a run (its wait is over a minute), and the next run,
+/// a minute later, goes on.
+fn collect_all(io: &mut FakeIo<Tenant>) -> Result<Summary, Error> {
+    loop {
+        let summary = run(io)?;
+        if !summary.note.as_deref().unwrap_or_default().contains("next call in") {
+            return Ok(summary);
+        }
+        io.sleep(Duration::from_secs(61));
+    }
+}
+
 fn sorted(mut records: Vec<String>) -> Vec<String> {
     records.sort();
     records
@@ -377,7 +390,7 @@ fn runs_page_to_the_end_then_collect_only_new_entries_under_the_minute_quota() {
     let mut tenant = Tenant::new();
     tenant.fill(START_MS - 5 * 3_600_000, 600, 20_000);
     let mut io = io(tenant).setting("page_size", "7").setting("lookback_hours", "6");
-    let summary = io.run(collect).expect("first run");
+    let summary = io.run(collect_all).expect("first run");
     assert!(summary.caught_up, "{summary:?}");
     assert_exactly_once(&io, "end");
     assert!(io.server.answered.contains(&503), "the quota was hit");
@@ -390,10 +403,31 @@ fn runs_page_to_the_end_then_collect_only_new_entries_under_the_minute_quota() {
     io.server.add(boundary, 0, entry(boundary, 999, 3));
     io.server.fill(io.now_ms, 20, 30_000);
     io.sleep(Duration::from_secs(3_600));
-    io.run(collect).expect("second run");
+    io.run(collect_all).expect("second run");
     assert_exactly_once(&io, "second run");
     assert_eq!(io.delivered.len(), before + 21);
     assert!(position(&io).query.is_none());
+}
+
+#[test]
+fn a_quota_wait_longer_than_a_minute_ends_the_run_without_failing_it() {
+    let mut tenant = Tenant::new();
+    tenant.fill(START_MS - 3_000_000, 40, 0);
+    tenant.quota = 4;
+    // The quota runs out in the first second of a minute: the wait is the
+    // whole minute plus jitter, over the 60 s a run waits.
+    let mut io = io(tenant).setting("page_size", "3");
+    let s = io.run(collect).expect("not a failure");
+    let note = s.note.unwrap_or_default();
+    assert!(note.contains("rate limited, next call in 6"), "{note}");
+    assert_eq!(io.delivered.len(), 9, "three pages before the quota");
+    let sent = io.sent();
+    io.run(collect).expect("too early: no request, no failure");
+    assert_eq!(io.sent(), sent, "the next minute window has not started");
+    io.sleep(Duration::from_secs(2));
+    io.run(collect_all).expect("the rest");
+    assert!(io.requests[sent].at_ms >= START_MS + 60_000, "nothing before the next window");
+    assert_exactly_once(&io, "after the wait");
 }
 
 #[test]
@@ -419,7 +453,7 @@ fn exactly_once_with_a_crash_at_every_step() {
     };
     let tried = crash_everywhere(
         make,
-        |io| io.run(collect),
+        |io| io.run(collect_all),
         |io, crash| {
             assert_exactly_once(io, &format!("after {crash:?}"));
         },
