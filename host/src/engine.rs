@@ -18,7 +18,7 @@ use crate::imports::{self, HostState};
 /// How often the epoch advances; deadlines are counted in these ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(50);
 
-/// Longest the `info` export may take (it must not do I/O).
+/// Longest the `info` and `validate` exports may take (they do no I/O).
 const INFO_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Why a collector component cannot be used.
@@ -139,6 +139,23 @@ impl SiphonEngine {
             .await
             .map_err(|_| anyhow::anyhow!("did not return within {INFO_DEADLINE:?}"))??;
         Ok(info)
+    }
+
+    /// Asks `collector` whether `source`'s settings and secrets are usable
+    /// (its `validate` export; no network, sink or checkpoint): every
+    /// problem, one line each naming its key.
+    pub async fn validate(
+        &self,
+        collector: &LoadedCollector,
+        source: Arc<crate::config::SourceSpec>,
+    ) -> anyhow::Result<Vec<String>> {
+        let egress = Arc::new(Egress::new(&source.name, Vec::new(), false, source.limits.clone(), Arc::new(Network)));
+        let mut store = self.store(HostState::new(source, egress, None), INFO_DEADLINE);
+        let instance = collector.pre.instantiate_async(&mut store).await?;
+        let problems = tokio::time::timeout(INFO_DEADLINE, instance.call_validate(&mut store))
+            .await
+            .map_err(|_| anyhow::anyhow!("did not return within {INFO_DEADLINE:?}"))??;
+        Ok(problems)
     }
 
     /// A fresh store for one run: memory limiter installed, and a guest that

@@ -210,6 +210,15 @@ fn print_report(r: &RunReport) {
 async fn check(config: &Path) -> anyhow::Result<ExitCode> {
     let settings = load(config)?;
     let runtime = Runtime::from_settings(&settings, None).await?;
+    // Values only the collector can judge (ranges, formats), before any run.
+    let mut problems = Vec::new();
+    for s in runtime.sources() {
+        let name = &s.spec.name;
+        let found = runtime.engine.validate(&s.collector, Arc::clone(&s.spec)).await;
+        let found = found.with_context(|| format!("sources.{name}: `validate` of {} failed", s.collector_name()))?;
+        problems.extend(found.into_iter().map(|p| format!("sources.{name}: {p}")));
+    }
+    anyhow::ensure!(problems.is_empty(), "{}:\n  - {}", settings.path.display(), problems.join("\n  - "));
     for s in runtime.sources() {
         println!(
             "ok: source `{}`: {} ({}), schedule `{}`, hosts [{}]",

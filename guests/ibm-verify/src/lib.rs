@@ -15,7 +15,7 @@ use siphon_sdk::data::time;
 use siphon_sdk::driver::{Budget, Checkpoint, collect_streams};
 use siphon_sdk::io::{HostIo, Io};
 use siphon_sdk::log::Level;
-use siphon_sdk::{Collector, Error, Info, Summary, export_collector};
+use siphon_sdk::{Collector, Error, Info, Summary, config, export_collector};
 
 use crate::events::{Events, STREAM};
 use crate::settings::Config;
@@ -38,6 +38,10 @@ impl Collector for IbmVerify {
 
     fn collect() -> Result<Summary, Error> {
         run(&mut HostIo)
+    }
+
+    fn validate() -> Vec<String> {
+        config::problems(&settings::DECLARED, &HostIo)
     }
 }
 

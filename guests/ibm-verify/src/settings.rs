@@ -35,10 +35,12 @@ const CLIENT_ID: Secret = Secret::required("client_id", "API client ID (Security
 const CLIENT_SECRET: Secret = Secret::required("client_secret", "API client secret");
 
 /// Every declaration, in the order `siphon inspect` lists them.
+pub const DECLARED: [&dyn Declared; 7] =
+    [&BASE_URL, &EVENT_TYPES, &LOOKBACK_HOURS, &PAGE_SIZE, &MAX_PAGES, &CLIENT_ID, &CLIENT_SECRET];
+
+/// What `info` lists.
 pub fn specs() -> Vec<SettingSpec> {
-    let all: [&dyn Declared; 7] =
-        [&BASE_URL, &EVENT_TYPES, &LOOKBACK_HOURS, &PAGE_SIZE, &MAX_PAGES, &CLIENT_ID, &CLIENT_SECRET];
-    all.iter().map(|d| d.spec()).collect()
+    DECLARED.iter().map(|d| d.spec()).collect()
 }
 
 /// `all` (the default) or a list of event type names. Tenants differ in

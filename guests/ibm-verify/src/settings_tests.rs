@@ -86,3 +86,20 @@ fn info_lists_every_setting_with_its_default() {
         ]
     );
 }
+
+#[test]
+fn validate_lists_every_problem_by_key() {
+    let io = siphon_sdk::testing::FakeIo::new(|_: &siphon_sdk::http::Request| unreachable!())
+        .setting("page_size", "20000")
+        .setting("event_types", "all,sso")
+        .secret("client_id", "c1");
+    assert_eq!(
+        siphon_sdk::config::problems(&DECLARED, &io),
+        [
+            "setting `base_url` is required",
+            "setting `event_types` = \"all,sso\" is invalid: `all` cannot be combined with other types",
+            "setting `page_size` = \"20000\" is invalid: must be between 1 and 10000",
+            "secret `client_secret` is required",
+        ]
+    );
+}

@@ -234,11 +234,19 @@ impl Secret {
 pub trait Declared {
     /// The declaration.
     fn spec(&self) -> SettingSpec;
+
+    /// Why the source's value (or its absence) is unusable, naming the key;
+    /// none when it is fine. Secrets are checked for presence only.
+    fn problem(&self, io: &dyn crate::io::Io) -> Option<String>;
 }
 
 impl<T> Declared for Setting<T> {
     fn spec(&self) -> SettingSpec {
         Setting::spec(self)
+    }
+
+    fn problem(&self, io: &dyn crate::io::Io) -> Option<String> {
+        self.get(io).err().map(|e| e.message().to_string())
     }
 }
 
@@ -246,6 +254,32 @@ impl Declared for Secret {
     fn spec(&self) -> SettingSpec {
         Secret::spec(self)
     }
+
+    fn problem(&self, io: &dyn crate::io::Io) -> Option<String> {
+        match (self.required, io.secret(self.name)) {
+            (false, None) => None,
+            (_, value) => self.read(|_| value.clone()).err().map(|e| e.message().to_string()),
+        }
+    }
+}
+
+/// Every problem with the source's configuration, one line each naming its
+/// key, for [`crate::Collector::validate`]: `siphon check` then refuses a
+/// bad value before any run.
+///
+/// ```
+/// use siphon_sdk::config::{Secret, Setting, parse, problems};
+/// use siphon_sdk::testing::FakeIo;
+/// const PAGE_SIZE: Setting<u64> = Setting::new("page_size", "Page", Some("100"), |v| parse::u64_in(v, 1, 100));
+/// const KEY: Secret = Secret::required("api_key", "Key");
+/// let io = FakeIo::new(|_: &siphon_sdk::http::Request| unreachable!()).setting("page_size", "500");
+/// assert_eq!(
+///     problems(&[&PAGE_SIZE, &KEY], &io),
+///     ["setting `page_size` = \"500\" is invalid: must be between 1 and 100", "secret `api_key` is required"]
+/// );
+/// ```
+pub fn problems(declared: &[&dyn Declared], io: &dyn crate::io::Io) -> Vec<String> {
+    declared.iter().filter_map(|d| d.problem(io)).collect()
 }
 
 /// Parsers for [`Setting::new`]: each returns why the text is wrong.

@@ -78,6 +78,15 @@ pub trait Collector {
     /// Records emitted after the last successful [`checkpoint::commit`] are
     /// discarded by the host when this returns an error.
     fn collect() -> Result<Summary, Error>;
+
+    /// Every problem with the configured source's settings and secrets, one
+    /// line each naming its key (`siphon check` reports them); empty when the
+    /// configuration is usable. May read the configuration, nothing else.
+    /// [`config::problems`] over the declared settings is the usual body; the
+    /// default accepts everything.
+    fn validate() -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// What a collector is (the WIT `collector-info`).

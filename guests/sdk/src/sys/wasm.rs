@@ -55,6 +55,11 @@ impl<T: Collector> bindings::Guest for Adapter<T> {
         types::CollectorInfo { name, version, vendor, settings: settings.into_iter().map(setting_spec).collect() }
     }
 
+    fn validate() -> Vec<String> {
+        install_panic_hook();
+        T::validate()
+    }
+
     fn collect() -> Result<types::RunSummary, types::CollectError> {
         install_panic_hook();
         match T::collect() {
