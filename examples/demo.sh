@@ -1,25 +1,39 @@
 #!/usr/bin/env bash
-# The embedded default: a mock Netskope tenant on 127.0.0.1:8089 and the
-# siphon daemon on examples/demo.toml, until Ctrl-C. Run through `make run`,
-# which builds the binaries and the collector first.
+# The embedded default: mock Netskope (127.0.0.1:8089) and IBM Security Verify
+# (127.0.0.1:8090) tenants and the siphon daemon on examples/demo.toml, until
+# Ctrl-C. Run through `make run`, which builds the binaries and the collectors
+# first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-export NETSKOPE_API_TOKEN=demo-token
+export NETSKOPE_API_TOKEN=demo-token VERIFY_CLIENT_ID=demo-client VERIFY_CLIENT_SECRET=demo-secret
 mkdir -p target
-log=target/mock-vendor-netskope.log
-./target/debug/mock-vendor netskope --port 8089 --secret "$NETSKOPE_API_TOKEN" --streams dlp,malware,policy \
-  --initial 250 --page-size 100 --new-every 10 --new-batch 5 >"$log" 2>&1 &
-mock=$!
-trap 'kill "$mock" 2>/dev/null || true; wait "$mock" 2>/dev/null || true' EXIT
+mocks=()
+trap 'for m in "${mocks[@]}"; do kill "$m" 2>/dev/null || true; wait "$m" 2>/dev/null || true; done' EXIT
 
-for _ in $(seq 1 100); do
-  grep -q 'listening' "$log" && break
-  kill -0 "$mock" 2>/dev/null || { echo "mock-vendor netskope failed to start:"; cat "$log"; exit 1; }
-  sleep 0.1
-done
-grep -q 'listening' "$log" || { echo "mock-vendor netskope did not start within 10 s"; exit 1; }
+# start_mock VENDOR PORT ARGS...: `mock-vendor VENDOR` in the background, logging to
+# target/mock-vendor-VENDOR.log; returns once it listens.
+start_mock() {
+  local vendor=$1 port=$2
+  shift 2
+  local log=target/mock-vendor-$vendor.log
+  ./target/debug/mock-vendor "$vendor" --port "$port" "$@" >"$log" 2>&1 &
+  mocks+=($!)
+  for _ in $(seq 1 100); do
+    grep -q 'listening' "$log" && return 0
+    kill -0 "${mocks[-1]}" 2>/dev/null || { echo "mock-vendor $vendor failed to start:"; cat "$log"; exit 1; }
+    sleep 0.1
+  done
+  echo "mock-vendor $vendor did not start within 10 s"
+  exit 1
+}
 
-echo "== mock Netskope tenant on http://127.0.0.1:8089 (log: $log); 5 new alerts per type every 10 s"
-echo "== siphon writes NDJSON under ./out and checkpoints under ./state; Ctrl-C stops both"
+start_mock netskope 8089 --secret "$NETSKOPE_API_TOKEN" --streams dlp,malware,policy \
+  --initial 250 --page-size 100 --new-every 10 --new-batch 5
+start_mock ibm-verify 8090 --secret "$VERIFY_CLIENT_SECRET" --set client_id="$VERIFY_CLIENT_ID" \
+  --initial 250 --new-every 10 --new-batch 5
+
+echo "== mock Netskope tenant on http://127.0.0.1:8089, mock IBM Security Verify tenant on http://127.0.0.1:8090"
+echo "   (logs: target/mock-vendor-*.log); 5 new alerts / events per type every 10 s"
+echo "== siphon writes NDJSON under ./out and checkpoints under ./state; Ctrl-C stops all"
 ./target/debug/siphon run --config examples/demo.toml
