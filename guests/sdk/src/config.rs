@@ -315,6 +315,19 @@ pub mod parse {
         if t.bytes().all(|b| b.is_ascii_alphanumeric()) { Ok(t) } else { Err("must be letters and digits only".into()) }
     }
 
+    /// A UUID in its text form (`8-4-4-4-12` hex digits, any case), trimmed:
+    /// an organization or tenant id that goes into a URL path.
+    pub fn uuid(v: &str) -> Result<String, String> {
+        let t = text(v)?;
+        let groups: Vec<&str> = t.split('-').collect();
+        let shape = groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12]);
+        if shape && groups.iter().all(|g| g.bytes().all(|b| b.is_ascii_hexdigit())) {
+            Ok(t)
+        } else {
+            Err("must be a UUID, e.g. 0a12b3c4-d5e6-789f-1021-1a2b34cd5e6f".into())
+        }
+    }
+
     /// A whole number of at least 1.
     pub fn positive(v: &str) -> Result<u64, String> {
         let n = super::parse_u64(v)?;
@@ -465,6 +478,18 @@ mod tests {
         assert_eq!(parse::alphanumeric(" 30012345 "), Ok("30012345".into()));
         assert!(parse::alphanumeric("300/12").is_err() && parse::alphanumeric("").is_err());
         assert_eq!(parse::text("  x "), Ok("x".into()));
+        assert_eq!(
+            parse::uuid(" 3F1C6A2E-7b5d-4c1e-9a2f-0d8e7c6b5a41 "),
+            Ok("3F1C6A2E-7b5d-4c1e-9a2f-0d8e7c6b5a41".into())
+        );
+        for bad in [
+            "3f1c6a2e7b5d4c1e9a2f0d8e7c6b5a41",
+            "3f1c6a2e-7b5d-4c1e-9a2f-0d8e7c6b5a4",
+            "../x",
+            "3f1c6a2e-7b5d-4c1e-9a2f-0d8e7c6b5a4g",
+        ] {
+            assert!(parse::uuid(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
