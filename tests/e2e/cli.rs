@@ -25,27 +25,49 @@ fn text(o: &Output) -> String {
 
 /// A Netskope source `name` running `wasm` on `schedule`, its token from `secret_env`; the
 /// tenant is not running (`check` does not call it).
-fn source(name: &str, wasm: &Path, schedule: &str, secret_env: &str) -> String {
+fn source(name: &str, wasm: &Path, schedule: &str, secret_env: &str) -> SourceToml {
     let table = netskope_source(name, "http://127.0.0.1:9", &["dlp"], 100);
     SourceToml { collector: wasm.display().to_string(), ..table }
         .schedule(schedule)
         .secret("api_token", SecretRef::Env(secret_env.to_owned()))
-        .render()
+}
+
+/// `siphon check` of `sources` with `SIPHON_E2E_TOKEN` set: whether it passed, and what it said.
+fn check(install: &Install, sources: &[SourceToml]) -> (bool, String) {
+    let config = install.config_sources(sources);
+    let out = siphon(&["check", "--config", config.to_str().unwrap()], &[("SIPHON_E2E_TOKEN", "abcd")]);
+    (out.status.success(), text(&out))
 }
 
 #[test]
 fn check_accepts_a_good_config() {
-    let install = Install::new("x");
-    let config = install.config(&source("ns", &guest("netskope_alerts"), "*/5 * * * *", "SIPHON_E2E_TOKEN"));
-    let out = siphon(&["check", "--config", config.to_str().unwrap()], &[("SIPHON_E2E_TOKEN", "abcd")]);
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("ok: source `ns`: netskope-alerts@"), "{}", text(&out));
+    let (ok, t) =
+        check(&Install::new("x"), &[source("ns", &guest("netskope_alerts"), "*/5 * * * *", "SIPHON_E2E_TOKEN")]);
+    assert!(ok, "{t}");
+    assert!(t.contains("ok: source `ns`: netskope-alerts@"), "{t}");
+}
+
+#[test]
+fn check_names_a_bad_rate() {
+    let wasm = guest("netskope_alerts");
+    let (ok, t) = check(
+        &Install::new("x"),
+        &[source("mule", &wasm, "* * * * *", "SIPHON_E2E_TOKEN").limit("rate", "\"40/fortnight\"")],
+    );
+    assert!(!ok, "{t}");
+    assert!(t.contains("sources.mule.limits.rate") && t.contains("40/fortnight"), "{t}");
+    let (ok, t) = check(
+        &Install::new("x"),
+        &[source("mule", &wasm, "* * * * *", "SIPHON_E2E_TOKEN").limit("rate", "\"40/min\"")],
+    );
+    assert!(ok, "{t}");
 }
 
 #[test]
 fn check_names_an_unknown_key() {
     let install = Install::new("x");
-    let config = install.config_with(&source("ns", &guest("netskope_alerts"), "* * * * *", "V"), "colour = \"blue\"");
+    let config =
+        install.config_with(&source("ns", &guest("netskope_alerts"), "* * * * *", "V").render(), "colour = \"blue\"");
     let out = siphon(&["check", "--config", config.to_str().unwrap()], &[]);
     assert!(!out.status.success());
     let t = text(&out);
@@ -55,16 +77,15 @@ fn check_names_an_unknown_key() {
 #[test]
 fn check_names_a_missing_secret_a_bad_cron_and_a_missing_wasm() {
     let install = Install::new("x");
-    let sources = [
-        source("nosecret", &guest("netskope_alerts"), "* * * * *", "SIPHON_E2E_SURELY_UNSET"),
-        source("badcron", &guest("netskope_alerts"), "61 * * * *", "SIPHON_E2E_TOKEN"),
-        source("nowasm", &install.path("nope.wasm"), "* * * * *", "SIPHON_E2E_TOKEN"),
-    ]
-    .join("\n");
-    let config = install.config(&sources);
-    let out = siphon(&["check", "--config", config.to_str().unwrap()], &[("SIPHON_E2E_TOKEN", "abcd")]);
-    assert!(!out.status.success());
-    let t = text(&out);
+    let (ok, t) = check(
+        &install,
+        &[
+            source("nosecret", &guest("netskope_alerts"), "* * * * *", "SIPHON_E2E_SURELY_UNSET"),
+            source("badcron", &guest("netskope_alerts"), "61 * * * *", "SIPHON_E2E_TOKEN"),
+            source("nowasm", &install.path("nope.wasm"), "* * * * *", "SIPHON_E2E_TOKEN"),
+        ],
+    );
+    assert!(!ok);
     for needle in [
         "sources.nosecret.secrets.api_token: environment variable `SIPHON_E2E_SURELY_UNSET` is not set",
         "sources.badcron.schedule: invalid cron expression `61 * * * *`",
@@ -81,15 +102,14 @@ fn check_names_an_invalid_wasm_and_a_component_of_another_world() {
     std::fs::write(install.path("garbage.wasm"), b"this is not wasm").unwrap();
     // A valid core module, not a component.
     std::fs::write(install.path("core.wasm"), b"\0asm\x01\0\0\0").unwrap();
-    let sources = [
-        source("garbage", &install.path("garbage.wasm"), "* * * * *", "SIPHON_E2E_TOKEN"),
-        source("core", &install.path("core.wasm"), "* * * * *", "SIPHON_E2E_TOKEN"),
-    ]
-    .join("\n");
-    let config = install.config(&sources);
-    let out = siphon(&["check", "--config", config.to_str().unwrap()], &[("SIPHON_E2E_TOKEN", "abcd")]);
-    assert!(!out.status.success());
-    let t = text(&out);
+    let (ok, t) = check(
+        &install,
+        &[
+            source("garbage", &install.path("garbage.wasm"), "* * * * *", "SIPHON_E2E_TOKEN"),
+            source("core", &install.path("core.wasm"), "* * * * *", "SIPHON_E2E_TOKEN"),
+        ],
+    );
+    assert!(!ok);
     assert!(
         t.contains("sources.garbage.collector") && t.contains("garbage.wasm: not a valid WebAssembly component"),
         "{t}"

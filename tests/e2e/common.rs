@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use siphon::config::Settings;
 use siphon::services::Runtime;
+use siphon_tests::config::SourceToml;
 use tempfile::TempDir;
 
 use crate::vendor::Tenant;
@@ -52,6 +53,12 @@ impl Install {
     /// (TOML text of `[sources.*]` tables), returning its path.
     pub fn config(&self, sources: &str) -> PathBuf {
         self.config_with(sources, "")
+    }
+
+    /// Like [`Install::config`] with the tables of `sources`.
+    pub fn config_sources(&self, sources: &[SourceToml]) -> PathBuf {
+        let tables: Vec<String> = sources.iter().map(SourceToml::render).collect();
+        self.config(&tables.join("\n"))
     }
 
     /// Like [`Install::config`] with extra `[sink]` keys.

@@ -27,14 +27,13 @@ use std::time::Duration;
 
 use siphon_tests::gcs_emulator::GcsEmulator;
 use siphon_tests::gcs_proxy::{Fault, GcsProxy, Rule};
-use siphon_tests::mock::netskope::{MockConfig, MockNetskope};
 
-use crate::common::{Install, TOKEN, id_of, siphon_bin, within};
-use crate::gcs::{BUCKET, bucket_lines, config, emulator, netskope_source};
+use crate::common::{Install, id_of, siphon_bin, within};
+use crate::gcs::{BUCKET, bucket_lines, config, emulator, netskope, netskope_source};
+use crate::vendor::{NetskopeTenant, Tenant};
 
 const DATA: &str = "siem/netskope/";
 const STATE_OBJECT: &str = "siphon/state/netskope.json";
-const TYPES: [&str; 3] = ["dlp", "malware", "policy"];
 
 fn start_collect(config: &Path) -> tokio::process::Child {
     tokio::process::Command::new(siphon_bin())
@@ -101,26 +100,22 @@ fn busy() -> String {
 struct Setup {
     gcs: GcsEmulator,
     proxy: GcsProxy,
-    mock: MockNetskope,
+    tenant: NetskopeTenant,
     install: Install,
 }
 
 async fn setup(alerts: usize) -> Setup {
     let gcs = emulator().await;
     let proxy = GcsProxy::start(&gcs.endpoint()).await.expect("proxy");
-    let mock = MockNetskope::start(MockConfig { token: TOKEN.to_owned(), page_size: 100, ..MockConfig::default() })
-        .await
-        .expect("mock starts");
-    for t in TYPES {
-        mock.add_alerts(t, alerts);
-    }
-    Setup { gcs, proxy, mock, install: Install::new(TOKEN) }
+    let (tenant, install) = netskope().await;
+    tenant.add_records(alerts);
+    Setup { gcs, proxy, tenant, install }
 }
 
 impl Setup {
     /// `siphon.toml`: the Netskope source, GCS sink and state through the proxy.
     fn config(&self) -> std::path::PathBuf {
-        let source = netskope_source(&self.mock.base_url(), &self.mock.authority());
+        let source = netskope_source(&self.tenant.mock.base_url());
         config(&self.install, &self.proxy.endpoint(), BUCKET, false, &source)
     }
 
@@ -131,7 +126,7 @@ impl Setup {
         assert!(out.status.success(), "{}", text(&out));
         let counts = id_counts(&self.gcs).await;
         assert_at_most_once(&counts);
-        let expected: HashSet<String> = TYPES.iter().flat_map(|t| self.mock.ids(t)).collect();
+        let expected: HashSet<String> = self.tenant.expected_keys().into_iter().collect();
         let delivered: HashSet<String> = counts.into_keys().collect();
         let missing: Vec<_> = expected.difference(&delivered).collect();
         assert!(

@@ -5,25 +5,8 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use siphon_tests::mock::netskope::{MockConfig, MockNetskope};
-
-use crate::common::{Install, TOKEN, guest, siphon_bin, within};
-
-fn source(m: &MockNetskope) -> String {
-    format!(
-        r#"[sources.netskope]
-collector = "{wasm}"
-schedule = "0 0 1 1 *"
-allowed_hosts = ["{authority}"]
-allow_http = true
-settings = {{ base_url = "{base}", alert_types = ["dlp", "malware"], index = "daemon", full_page = 100 }}
-secrets = {{ api_token = {{ file = "token.txt" }} }}
-"#,
-        wasm = guest("netskope_alerts").display(),
-        authority = m.authority(),
-        base = m.base_url(),
-    )
-}
+use crate::common::{Install, siphon_bin, within};
+use crate::vendor::{NetskopeTenant, Tenant};
 
 /// The value of the sample of `name` carrying every one of `labels` (each
 /// `key="value"`) in Prometheus text, if present.
@@ -39,15 +22,15 @@ fn sample(metrics: &str, name: &str, labels: &[&str]) -> Option<f64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[allow(unsafe_code, reason = "kill(2) has no safe wrapper; the test signals the child it started")]
 async fn the_daemon_collects_on_start_serves_metrics_and_stops_on_sigterm() {
-    let mock = MockNetskope::start(MockConfig { token: TOKEN.to_owned(), page_size: 100, ..MockConfig::default() })
-        .await
-        .expect("mock starts");
-    mock.add_alerts("dlp", 150);
-    mock.add_alerts("malware", 30);
-    let install = Install::new(TOKEN);
+    let tenant = NetskopeTenant::start(NetskopeTenant::config(100), &["dlp", "malware"]).await;
+    tenant.mock.add_alerts("dlp", 150);
+    tenant.mock.add_alerts("malware", 30);
+    let install = Install::for_tenant(&tenant);
+    let token = tenant.secrets()[0].1.clone();
+    let source = tenant.source("netskope").schedule("0 0 1 1 *").set("index", "daemon").render();
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
     // `run_on_start` is set by `Install::config`; the schedule is yearly.
-    let config = install.config(&format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n\n{}", source(&mock)));
+    let config = install.config(&format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n\n{source}"));
 
     let child = tokio::process::Command::new(siphon_bin())
         .args(["run", "--config"])
@@ -83,7 +66,7 @@ async fn the_daemon_collects_on_start_serves_metrics_and_stops_on_sigterm() {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs_f64();
     assert!(last > now - 120.0 && last <= now + 1.0, "last success {last}, now {now}");
     assert!(metrics.contains("siphon_http_requests_total{"), "{metrics}");
-    assert!(!metrics.contains(TOKEN), "no secret in metrics");
+    assert!(!metrics.contains(&token), "no secret in metrics");
     assert_eq!(install.sink_lines().len(), 180);
 
     // SIGTERM: the scheduler stops and the process exits 0.
@@ -94,5 +77,5 @@ async fn the_daemon_collects_on_start_serves_metrics_and_stops_on_sigterm() {
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{log}");
     assert!(log.contains("Scheduler stopped"), "{log}");
-    assert!(!log.contains(TOKEN), "no secret in logs");
+    assert!(!log.contains(&token), "no secret in logs");
 }

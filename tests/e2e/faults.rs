@@ -5,34 +5,29 @@ use std::time::Duration;
 
 use siphon::runner::RunError;
 use siphon::scheduler::{self, SchedulerOptions};
-use siphon_tests::mock::netskope::{MockConfig, MockNetskope};
+use siphon_tests::config::SourceToml;
+use siphon_tests::mock::server::{MockServer, Request, Response};
 
 use crate::common::{Install, TOKEN, guest, run_once, within};
 
-fn fault_source(name: &str, mode: &str, extra_settings: &str, limits: &str, hosts: &str) -> String {
-    format!(
-        r#"[sources.{name}]
-collector = "{wasm}"
-schedule = "0 0 * * *"
-allowed_hosts = [{hosts}]
-allow_http = true
-settings = {{ mode = "{mode}"{extra_settings} }}
-limits = {{ {limits} }}
-"#,
-        wasm = guest("fault").display(),
-    )
+/// A source `name` running the fault guest in `mode`, allowed to reach only `example.com`.
+fn fault_source(name: &str, mode: &str) -> SourceToml {
+    SourceToml::new(name, guest("fault")).schedule("0 0 * * *").host("example.com").set("mode", mode)
+}
+
+/// A guest that spins until `run_timeout`, one that allocates past 32 MiB and one that panics.
+fn misbehaving(run_timeout: &str) -> [SourceToml; 3] {
+    [
+        fault_source("spin", "spin").limit("run_timeout", &format!("\"{run_timeout}\"")),
+        fault_source("bomb", "alloc-bomb").limit("memory", r#""32MiB""#),
+        fault_source("panic", "panic"),
+    ]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_fault_is_reported_for_what_it_is() {
     let install = Install::new(TOKEN);
-    let sources = [
-        fault_source("spin", "spin", "", r#"run_timeout = "2s""#, r#""example.com""#),
-        fault_source("bomb", "alloc-bomb", "", r#"memory = "32MiB""#, r#""example.com""#),
-        fault_source("panic", "panic", "", "", r#""example.com""#),
-    ]
-    .join("\n");
-    let config = install.config(&sources);
+    let config = install.config_sources(&misbehaving("2s"));
     let runtime = install.runtime(&config).await;
 
     let report = run_once(&runtime, "spin").await;
@@ -65,15 +60,18 @@ async fn each_fault_is_reported_for_what_it_is() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_outside_the_allow_list_is_denied_without_a_connection() {
-    let m = MockNetskope::start(MockConfig { token: TOKEN.to_owned(), ..MockConfig::default() }).await.expect("mock");
+    let m = MockServer::start(|_: &Request| Response::json(200, "{}")).await.expect("server");
     let install = Install::new(TOKEN);
-    // The mock answers on 127.0.0.1; the source may only reach another port.
-    // `localhost` resolves to the mock too, so only the allow-list stops it.
+    // The server answers on 127.0.0.1; the source may only reach another port.
+    // `localhost` resolves to the server too, so only the allow-list stops it.
     let port = m.addr().port();
-    let url = format!(r#", url = "http://localhost:{port}/api/v2/events/dataexport/alerts/dlp""#);
     let other_port = if port == 65535 { 65534 } else { port + 1 };
-    let config =
-        install.config(&fault_source("sneaky", "forbidden-host", &url, "", &format!(r#""127.0.0.1:{other_port}""#)));
+    let source = SourceToml {
+        allowed_hosts: vec![format!("127.0.0.1:{other_port}")],
+        ..fault_source("sneaky", "forbidden-host")
+    }
+    .set("url", &format!("http://localhost:{port}/api/v2/events/dataexport/alerts/dlp"));
+    let config = install.config(&source.render());
     let runtime = install.runtime(&config).await;
     let report = run_once(&runtime, "sneaky").await;
     match &report.outcome {
@@ -88,14 +86,8 @@ async fn a_host_outside_the_allow_list_is_denied_without_a_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_scheduler_keeps_healthy_sources_running_beside_faulty_ones() {
     let install = Install::new(TOKEN);
-    let sources = [
-        fault_source("spin", "spin", "", r#"run_timeout = "10m""#, r#""example.com""#),
-        fault_source("bomb", "alloc-bomb", "", r#"memory = "32MiB""#, r#""example.com""#),
-        fault_source("panic", "panic", "", "", r#""example.com""#),
-        fault_source("healthy", "emit", ", count = 5", "", r#""example.com""#),
-    ]
-    .join("\n");
-    let config = install.config(&sources);
+    let [spin, bomb, panic] = misbehaving("10m");
+    let config = install.config_sources(&[spin, bomb, panic, fault_source("healthy", "emit").set_raw("count", "5")]);
     let runtime = std::sync::Arc::new(install.runtime(&config).await);
     let options =
         SchedulerOptions { max_concurrent_runs: 4, shutdown_grace: Duration::from_millis(500), run_on_start: true };

@@ -20,10 +20,10 @@ use std::process::Output;
 
 use siphon_tests::gcs_emulator::GcsEmulator;
 use siphon_tests::gcs_proxy::{Fault, GcsProxy, Rule, Seen};
-use siphon_tests::mock::netskope::{MockConfig, MockNetskope};
 
-use crate::common::{Install, TOKEN, cache_dir, siphon_bin, within};
-use crate::gcs::{BUCKET, assert_each_id_once, bucket_lines, emulator, netskope_source};
+use crate::common::{Install, cache_dir, siphon_bin, within};
+use crate::gcs::{BUCKET, assert_each_id_once, bucket_lines, emulator, netskope, netskope_source};
+use crate::vendor::{NetskopeTenant, Tenant};
 
 const DATA: &str = "siem/netskope/";
 const STATE_OBJECT: &str = "siphon/state/netskope.json";
@@ -66,27 +66,25 @@ fn text(o: &Output) -> String {
 struct Setup {
     gcs: GcsEmulator,
     proxy: GcsProxy,
-    mock: MockNetskope,
+    tenant: NetskopeTenant,
     install: Install,
 }
 
 async fn setup() -> Setup {
     let gcs = emulator().await;
     let proxy = GcsProxy::start(&gcs.endpoint()).await.expect("proxy");
-    let mock = MockNetskope::start(MockConfig { token: TOKEN.to_owned(), page_size: 100, ..MockConfig::default() })
-        .await
-        .expect("mock starts");
-    Setup { gcs, proxy, mock, install: Install::new(TOKEN) }
+    let (tenant, install) = netskope().await;
+    Setup { gcs, proxy, tenant, install }
 }
 
 impl Setup {
     fn config(&self, gzip: bool, attempts: u32) -> PathBuf {
-        let source = netskope_source(&self.mock.base_url(), &self.mock.authority());
+        let source = netskope_source(&self.tenant.mock.base_url());
         config(&self.install, &self.proxy.endpoint(), gzip, attempts, &source)
     }
 
     fn mock_ids(&self) -> HashSet<String> {
-        ["dlp", "malware", "policy"].iter().flat_map(|t| self.mock.ids(t)).collect()
+        self.tenant.expected_keys().into_iter().collect()
     }
 
     async fn assert_delivered_once(&self) {
@@ -124,8 +122,8 @@ fn assert_declared_types(proxy: &GcsProxy, content_type: &str, ext: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bursts_of_503_and_connection_resets_are_retried_and_the_run_succeeds() {
     let s = setup().await;
-    s.mock.add_alerts("dlp", 250);
-    s.mock.add_alerts("malware", 40);
+    s.tenant.mock.add_alerts("dlp", 250);
+    s.tenant.mock.add_alerts("malware", 40);
     // Six attempts: the first data object meets two 503s, two resets and a
     // lost answer in a row, then its sixth attempt gets 412 and finds its own
     // bytes in place. State writes and reads get their share too.
@@ -199,7 +197,7 @@ fn position(state: &serde_json::Value) -> serde_json::Value {
 /// next run delivers everything exactly once.
 async fn permanent_upload_failure(fault: Fault) {
     let s = setup().await;
-    s.mock.add_alerts("dlp", 120);
+    s.tenant.mock.add_alerts("dlp", 120);
     let config = s.config(true, 3);
     let out = collect(&config).await;
     assert!(out.status.success(), "{}", text(&out));
@@ -207,8 +205,8 @@ async fn permanent_upload_failure(fault: Fault) {
     let objects_before = s.gcs.list(BUCKET, DATA).await.expect("list");
     let state_generation = || async { s.gcs.list(BUCKET, STATE_OBJECT).await.expect("list")[0].generation };
     let generation_before = state_generation().await;
-    s.mock.add_alerts("dlp", 30);
-    s.mock.add_alerts("policy", 20);
+    s.tenant.mock.add_alerts("dlp", 30);
+    s.tenant.mock.add_alerts("policy", 20);
 
     // Every upload, the start-up probe's included: siphon stops before the
     // run, naming the bucket; the checkpoint is not even rewritten.

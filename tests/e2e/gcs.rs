@@ -22,9 +22,9 @@ use siphon::state::gcs::GcsStateStore;
 use siphon::state::{PendingCommit, SourceState, StateError, StateStore};
 use siphon_tests::gcs_emulator::GcsEmulator;
 use siphon_tests::gcs_proxy::{GcsProxy, Rule};
-use siphon_tests::mock::netskope::{MockConfig, MockNetskope};
 
-use crate::common::{Install, TOKEN, cache_dir, guest, id_of, run_once, siphon_bin, within};
+use crate::common::{Install, cache_dir, id_of, run_once, siphon_bin, within};
+use crate::vendor::{NetskopeTenant, Tenant, netskope_source as source_table};
 
 pub(crate) const BUCKET: &str = "siphon-e2e";
 
@@ -93,19 +93,27 @@ retry = {RETRY}
     path
 }
 
-pub(crate) fn netskope_source(base_url: &str, authority: &str) -> String {
-    format!(
-        r#"[sources.netskope]
-collector = "{wasm}"
-schedule = "0 * * * *"
-prefix = "netskope/alerts"
-allowed_hosts = ["{authority}"]
-allow_http = true
-settings = {{ base_url = "{base_url}", alert_types = "dlp,malware,policy", index = "e2e-gcs", full_page = 100 }}
-secrets = {{ api_token = {{ file = "token.txt" }} }}
-"#,
-        wasm = guest("netskope_alerts").display(),
-    )
+/// The alert types the GCS tests' Netskope source reads.
+pub(crate) const TYPES: [&str; 3] = ["dlp", "malware", "policy"];
+
+/// The Netskope source of the GCS tests, for a tenant at `base_url`: objects under
+/// `netskope/alerts/`.
+pub(crate) fn netskope_source(base_url: &str) -> String {
+    source_table("netskope", base_url, &TYPES, 100).prefix("netskope/alerts").set("index", "e2e-gcs").render()
+}
+
+/// A Netskope tenant serving pages of 100 and an installation holding its token.
+pub(crate) async fn netskope() -> (NetskopeTenant, Install) {
+    let tenant = NetskopeTenant::start(NetskopeTenant::config(100), &TYPES).await;
+    let install = Install::for_tenant(&tenant);
+    (tenant, install)
+}
+
+/// An installation for a source whose tenant is not running (start-up and `check` tests).
+fn idle_install() -> (Install, String) {
+    let (install, source) = (Install::new("unused"), netskope_source("http://127.0.0.1:9"));
+    install.write_secrets(&[("api_token", "S3CRET-idle-token".to_owned())]);
+    (install, source)
 }
 
 async fn runtime_error(config: &Path) -> String {
@@ -152,13 +160,11 @@ pub(crate) fn assert_each_id_once(lines: &[String], expected: HashSet<String>) {
 
 async fn netskope_into_bucket(gzip: bool) {
     let gcs = emulator().await;
-    let m = MockNetskope::start(MockConfig { token: TOKEN.to_owned(), page_size: 100, ..MockConfig::default() })
-        .await
-        .expect("mock starts");
+    let (t, install) = netskope().await;
+    let m = &t.mock;
     m.add_alerts("dlp", 250);
     m.add_alerts("malware", 60);
-    let install = Install::new(TOKEN);
-    let cfg = config(&install, &gcs.endpoint(), BUCKET, gzip, &netskope_source(&m.base_url(), &m.authority()));
+    let cfg = config(&install, &gcs.endpoint(), BUCKET, gzip, &netskope_source(&m.base_url()));
     let runtime = install.runtime(&cfg).await;
     assert!(runtime.sink.describe().contains("gs://siphon-e2e/siem"), "{}", runtime.sink.describe());
 
@@ -179,9 +185,8 @@ async fn netskope_into_bucket(gzip: bool) {
         assert!(parts[6].starts_with("netskope-") && parts[6].ends_with(ext), "{name}");
         assert!(!parts[6].ends_with(".ndjson.gz") || gzip, "{name}");
     }
-    let ids = |types: &[&str]| types.iter().flat_map(|t| m.ids(t)).collect::<HashSet<_>>();
     let lines = bucket_lines(&gcs, "siem/").await;
-    assert_each_id_once(&lines, ids(&["dlp", "malware"]));
+    assert_each_id_once(&lines, t.expected_keys().into_iter().collect());
     // Byte-exact: every record as the vendor sent it.
     let stored: HashSet<&String> = lines.iter().collect();
     assert!(m.records("dlp").iter().all(|r| stored.contains(r)), "records changed on the way");
@@ -193,7 +198,7 @@ async fn netskope_into_bucket(gzip: bool) {
     assert!(report.ok(), "{:?}", report.outcome);
     assert_eq!(report.delivered.records, 37);
     assert!(report.delivered.objects.iter().all(|o| !names.contains(o)), "no object is rewritten");
-    assert_each_id_once(&bucket_lines(&gcs, "siem/").await, ids(&["dlp", "malware", "policy"]));
+    assert_each_id_once(&bucket_lines(&gcs, "siem/").await, t.expected_keys().into_iter().collect());
 
     // The checkpoint is one object outside the feed's prefix; no probe is left.
     let all: Vec<String> = gcs.list(BUCKET, "").await.expect("list").into_iter().map(|o| o.name).collect();
@@ -262,14 +267,8 @@ async fn objects_are_created_once_and_transient_failures_are_retried_boundedly()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_bucket_stops_start_up_naming_the_bucket() {
     let gcs = emulator().await;
-    let install = Install::new(TOKEN);
-    let cfg = config(
-        &install,
-        &gcs.endpoint(),
-        "no-such-bucket",
-        false,
-        &netskope_source("http://127.0.0.1:9", "127.0.0.1:9"),
-    );
+    let (install, source) = idle_install();
+    let cfg = config(&install, &gcs.endpoint(), "no-such-bucket", false, &source);
     let err = runtime_error(&cfg).await;
     assert!(err.contains("bucket gs://no-such-bucket does not exist"), "{err}");
     assert!(err.starts_with("sink"), "says which backend: {err}");
@@ -280,8 +279,8 @@ async fn a_read_only_credential_stops_start_up_naming_bucket_and_permission() {
     let gcs = emulator().await;
     let proxy = GcsProxy::start(&gcs.endpoint()).await.expect("proxy");
     proxy.add(Rule::read_only());
-    let install = Install::new(TOKEN);
-    let cfg = config(&install, &proxy.endpoint(), BUCKET, false, &netskope_source("http://127.0.0.1:9", "127.0.0.1:9"));
+    let (install, source) = idle_install();
+    let cfg = config(&install, &proxy.endpoint(), BUCKET, false, &source);
     let err = runtime_error(&cfg).await;
     for needle in ["gs://siphon-e2e", "storage.objects.create", "roles/storage.objectAdmin", "Storage Object Admin"] {
         assert!(err.contains(needle), "missing {needle:?} in: {err}");
@@ -369,8 +368,7 @@ fn text(o: &Output) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn state_show_reset_and_check_through_the_binary() {
     let gcs = emulator().await;
-    let install = Install::new(TOKEN);
-    let source = netskope_source("http://127.0.0.1:9", "127.0.0.1:9");
+    let (install, source) = idle_install();
     let cfg = config(&install, &gcs.endpoint(), BUCKET, true, &source);
     let cfg_arg = cfg.to_str().unwrap();
 

@@ -232,7 +232,8 @@ impl OAuth {
         let valid = |id: &str, secret: &str| id == cfg.client_id && secret == cfg.client_secret;
         // Basic credentials are form-urlencoded by the RFC, sent raw by many clients: take both.
         let decoded = |s: &str| percent_decode(s, true);
-        if !valid(&id, &secret) && !(how == ClientAuth::Basic && valid(&decoded(&id), &decoded(&secret))) {
+        let basic_decoded = how == ClientAuth::Basic && valid(&decoded(&id), &decoded(&secret));
+        if !valid(&id, &secret) && !basic_decoded {
             return invalid_client(cfg.invalid_client_status, Some(how), "unknown client or wrong secret");
         }
         let scopes = match presented.scope {
