@@ -7,7 +7,7 @@ mod query;
 use std::time::Duration;
 
 use siphon_sdk::auth::{ClientCredentials, Session};
-use siphon_sdk::config::{Declared, Secret, Setting, parse};
+use siphon_sdk::config::{self, Declared, Secret, Setting, parse};
 use siphon_sdk::driver::{Budget, Checkpoint, collect_streams};
 use siphon_sdk::log::Level;
 use siphon_sdk::{Collector, Error, HostIo, Info, Io, Summary, export_collector};
@@ -22,7 +22,7 @@ const BASE_URL: Setting<String> = Setting::new(
     parse::base_url,
 );
 const ORG_ID: Setting<String> =
-    Setting::new("organization_id", "Organization (business group) id, a UUID", None, organization_id);
+    Setting::new("organization_id", "Organization (business group) id, a UUID", None, parse::uuid);
 const LOOKBACK_HOURS: Setting<u64> =
     Setting::new("lookback_hours", "Hours the first run looks back", Some("24"), |v| parse::u64_in(v, 0, 52_560));
 const PAGE_SIZE: Setting<u64> =
@@ -61,6 +61,10 @@ impl Collector for MulesoftAudit {
 
     fn collect() -> Result<Summary, Error> {
         run(&mut HostIo)
+    }
+
+    fn validate() -> Vec<String> {
+        config::problems(&DECLARED, &HostIo)
     }
 }
 
@@ -105,15 +109,6 @@ fn load(io: &mut dyn Io, org: &str) -> Result<Checkpoint, Error> {
         position.remove("query");
     }
     Ok(checkpoint)
-}
-
-/// An organization id: a UUID-like path segment.
-fn organization_id(text: &str) -> Result<String, String> {
-    let id = parse::text(text)?;
-    if id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-        return Err("must be the organization's id, e.g. 0a12b3c4-d5e6-789f-1021-1a2b34cd5e6f".into());
-    }
-    Ok(id)
 }
 
 #[cfg(test)]

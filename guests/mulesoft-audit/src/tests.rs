@@ -237,7 +237,7 @@ fn info_declares_every_setting_with_its_default() {
 fn bad_settings_fail_the_run_naming_the_key_before_any_request() {
     let cases = [
         ("organization_id", None, "setting `organization_id` is required"),
-        ("organization_id", Some("../other"), "`organization_id`"),
+        ("organization_id", Some("../other"), "`organization_id` = \"../other\" is invalid: must be a UUID"),
         ("page_size", Some("500"), "`page_size` = \"500\" is invalid: must be between 1 and 200"),
         ("page_size", Some("0"), "`page_size`"),
         ("lookback_hours", Some("-1"), "`lookback_hours`"),
@@ -259,6 +259,22 @@ fn bad_settings_fail_the_run_naming_the_key_before_any_request() {
     let mut io = io(Tenant::new());
     io.secrets.remove("client_secret");
     assert_eq!(io.run(collect).unwrap_err().to_string(), "config: secret `client_secret` is required");
+}
+
+#[test]
+fn validate_names_every_bad_setting_and_missing_secret() {
+    let mut io = io(Tenant::new()).setting("page_size", "500");
+    io.settings.remove("organization_id");
+    io.secrets.remove("client_secret");
+    assert_eq!(
+        config::problems(&DECLARED, &io),
+        [
+            "setting `organization_id` is required",
+            "setting `page_size` = \"500\" is invalid: must be between 1 and 200",
+            "secret `client_secret` is required"
+        ]
+    );
+    assert!(config::problems(&DECLARED, &self::io(Tenant::new())).is_empty());
 }
 
 #[test]
