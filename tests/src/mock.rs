@@ -3,10 +3,10 @@
 //! endpoint ([`oauth`]) and a store of pre-signed, expiring downloads ([`blobs`]) — and the
 //! vendor mocks themselves, each holding only its vendor's state and handler ([`netskope`]).
 //!
-//! A new vendor mock is a `tests/src/mock/<vendor>.rs` with a handler over the vendor's state
-//! (routing its token path to [`oauth::OAuth::route`] where it has one), started with
-//! [`server::MockServer::start`], implementing [`VendorMock`]; then a row in the `mock-vendor`
-//! binary and one in the e2e vendor suite.
+//! A new vendor mock is a `tests/src/mock/<vendor>.rs` with the vendor's state (implementing
+//! [`Streams`]) and a handler over it, served by [`MockVendor::serve`] (which also mounts the
+//! shared token endpoint and makes it a [`VendorMock`]); then a row in the `mock-vendor` binary
+//! and one in the e2e vendor suite.
 
 pub mod blobs;
 #[cfg(test)]
@@ -16,8 +16,10 @@ pub mod ibm_verify;
 pub mod netskope;
 pub mod oauth;
 pub mod server;
+pub mod vendor;
 
 use server::MockServer;
+pub use vendor::{MockVendor, Streams};
 
 /// The vendor-neutral face of a vendor mock, as the `mock-vendor` binary and the e2e vendor suite
 /// drive it. A *stream* is whatever the vendor serves records of separately (a Netskope alert

@@ -23,16 +23,16 @@ mod state;
 mod tests;
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::ensure;
 
-use super::VendorMock;
 pub use super::server::RecordedRequest;
-use super::server::{self, FaultRule, MockServer, Response, ServerOptions, lock};
-pub use state::ALERTS_PREFIX;
-use state::{Body, Inner};
+use super::server::{self, FaultRule, Response};
+use super::vendor::{MockVendor, Streams};
+use state::Body;
+pub use state::{ALERTS_PREFIX, Tenant};
 
 /// The alert types of §4.2, all known to the mock by default.
 pub const ALERT_TYPES: [&str; 13] = [
@@ -129,14 +129,10 @@ impl Fault {
     }
 }
 
-/// A running mock tenant. The server stops on [`MockNetskope::shutdown`] or when this is
-/// dropped.
-pub struct MockNetskope {
-    server: MockServer,
-    state: Arc<Mutex<Inner>>,
-}
+/// A running mock tenant. The server stops on [`MockVendor::shutdown`] or when this is dropped.
+pub type MockNetskope = MockVendor<Tenant>;
 
-impl MockNetskope {
+impl MockVendor<Tenant> {
     /// Starts the mock on `127.0.0.1` with a port the OS picks.
     pub async fn start(cfg: MockConfig) -> anyhow::Result<MockNetskope> {
         Self::start_on(cfg, SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await
@@ -149,12 +145,10 @@ impl MockNetskope {
             "page_size must be 1..={MAX_PAGE_SIZE}, got {}",
             cfg.page_size
         );
-        let options = ServerOptions { addr, log_label: cfg.log_requests.then(|| "mock-vendor netskope".to_owned()) };
-        let state = Arc::new(Mutex::new(Inner::new(cfg)));
-        let tenant = Arc::clone(&state);
-        let server = MockServer::start_with(options, move |req: &server::Request| {
+        let log = cfg.log_requests;
+        MockVendor::serve("netskope", addr, log, Tenant::new(cfg), None, |tenant, req| {
             // The page is joined outside the lock: a full one is 10,000 records.
-            let reply = lock(&tenant).handle(req);
+            let reply = tenant.state().handle(req);
             let body = match reply.body {
                 Body::Text(text) => text,
                 Body::Page { wait_time, records } => render_page(wait_time, &records),
@@ -163,102 +157,58 @@ impl MockNetskope {
             response.headers.extend(reply.headers);
             response
         })
-        .await?;
-        Ok(MockNetskope { server, state })
-    }
-
-    /// The generic server underneath: its request log and its fault queue.
-    pub fn server(&self) -> &MockServer {
-        &self.server
-    }
-
-    /// `http://127.0.0.1:PORT`, without a trailing slash.
-    pub fn base_url(&self) -> String {
-        self.server.base_url()
-    }
-
-    /// The bound socket address.
-    pub fn addr(&self) -> SocketAddr {
-        self.server.addr()
-    }
-
-    /// `127.0.0.1:PORT`, the authority a collector's allow-list must contain.
-    pub fn authority(&self) -> String {
-        self.server.authority()
+        .await
     }
 
     /// Appends `n` alerts to `alert_type` and returns their `_id`s. Timestamps never
     /// decrease and do not pass the wall clock. A type outside `alert_types` stores data
     /// that is never served.
     pub fn add_alerts(&self, alert_type: &str, n: usize) -> Vec<String> {
-        lock(&self.state).add_alerts(alert_type, n)
+        self.state().add(alert_type, n)
     }
 
     /// Every `_id` generated for `alert_type`, in order.
     pub fn ids(&self, alert_type: &str) -> Vec<String> {
-        lock(&self.state).ids(alert_type)
+        self.state().keys(alert_type)
     }
 
     /// The exact JSON text of every alert of `alert_type`, in order, as it appears in pages.
     pub fn records(&self, alert_type: &str) -> Vec<String> {
-        lock(&self.state).records(alert_type)
+        Streams::records(&*self.state(), alert_type)
     }
 
     /// How many records of `alert_type` the bookmark of `index` has moved past, or `None` if
     /// that index was never started.
     pub fn bookmark(&self, alert_type: &str, index: &str) -> Option<usize> {
-        lock(&self.state).bookmark(alert_type, index)
+        self.state().bookmark(alert_type, index)
     }
 
     /// Every request received (the last [`server::MAX_LOGGED`]), in the order they were answered.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.server.requests()
+        self.server().requests()
     }
 
     /// Serves `fault` to the next `n` alert requests of any type. Calls queue up: the first
     /// queued faults are used first.
     pub fn fail_next(&self, n: usize, fault: Fault) {
-        self.server.push_fault(FaultRule::new(fault.served()).method("GET").path(ALERTS_PREFIX).times(n));
+        self.server().push_fault(FaultRule::new(fault.served()).method("GET").path(ALERTS_PREFIX).times(n));
     }
 
     /// Like [`MockNetskope::fail_next`], but only requests for `alert_type` match.
     pub fn fail_next_for(&self, alert_type: &str, n: usize, fault: Fault) {
         let path = format!("{ALERTS_PREFIX}{alert_type}");
-        self.server.push_fault(FaultRule::new(fault.served()).method("GET").path(&path).times(n));
+        self.server().push_fault(FaultRule::new(fault.served()).method("GET").path(&path).times(n));
     }
 
     /// Changes the `wait_time` reported from now on.
     pub fn set_wait_time(&self, secs: u64) {
-        lock(&self.state).set_wait_time(secs);
+        self.state().set_wait_time(secs);
     }
 
     /// Descriptions of `next`/`resend` calls that came before the previous response's
     /// `wait_time` had elapsed on that index. Such calls are still answered normally.
     pub fn wait_violations(&self) -> Vec<String> {
-        lock(&self.state).violations.clone()
-    }
-
-    /// Stops accepting, lets requests in progress finish and closes every connection.
-    pub async fn shutdown(self) {
-        self.server.shutdown().await;
-    }
-}
-
-impl VendorMock for MockNetskope {
-    fn server(&self) -> &MockServer {
-        &self.server
-    }
-
-    fn add_records(&self, stream: &str, n: usize) -> Vec<String> {
-        self.add_alerts(stream, n)
-    }
-
-    fn records(&self, stream: &str) -> Vec<String> {
-        MockNetskope::records(self, stream)
-    }
-
-    fn keys(&self, stream: &str) -> Vec<String> {
-        self.ids(stream)
+        self.state().violations.clone()
     }
 }
 

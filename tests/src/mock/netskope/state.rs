@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use super::alerts::{self, Cursor};
 use super::{MockConfig, epoch_now, message_json};
 use crate::mock::server::Request;
+use crate::mock::vendor::Streams;
 
 /// Path prefix of the alert iterator endpoints (§4.2); the alert type follows it.
 pub const ALERTS_PREFIX: &str = "/api/v2/events/dataexport/alerts/";
@@ -83,7 +84,8 @@ struct RateWindow {
     count: u32,
 }
 
-pub(super) struct Inner {
+/// The tenant's state: alert streams, bookmarks, rate-limit windows and `wait_time` violations.
+pub struct Tenant {
     cfg: MockConfig,
     base_epoch: u64,
     streams: HashMap<String, Stream>,
@@ -93,21 +95,9 @@ pub(super) struct Inner {
     serial: u64,
 }
 
-impl Inner {
-    pub(super) fn new(cfg: MockConfig) -> Inner {
-        let base_epoch = cfg.base_epoch.unwrap_or_else(|| epoch_now().saturating_sub(2 * 3600));
-        Inner {
-            cfg,
-            base_epoch,
-            streams: HashMap::new(),
-            bookmarks: HashMap::new(),
-            windows: HashMap::new(),
-            violations: Vec::new(),
-            serial: 0,
-        }
-    }
-
-    pub(super) fn add_alerts(&mut self, alert_type: &str, n: usize) -> Vec<String> {
+/// An alert type is a stream; an alert's key is its `_id`.
+impl Streams for Tenant {
+    fn add(&mut self, alert_type: &str, n: usize) -> Vec<String> {
         let now_epoch = epoch_now();
         let stream = self.streams.entry(alert_type.to_string()).or_default();
         let mut added = Vec::with_capacity(n);
@@ -130,12 +120,27 @@ impl Inner {
         added
     }
 
-    pub(super) fn ids(&self, alert_type: &str) -> Vec<String> {
+    fn keys(&self, alert_type: &str) -> Vec<String> {
         self.streams.get(alert_type).map(|s| s.ids.clone()).unwrap_or_default()
     }
 
-    pub(super) fn records(&self, alert_type: &str) -> Vec<String> {
+    fn records(&self, alert_type: &str) -> Vec<String> {
         self.streams.get(alert_type).map(|s| s.json.iter().map(|j| j.to_string()).collect()).unwrap_or_default()
+    }
+}
+
+impl Tenant {
+    pub(super) fn new(cfg: MockConfig) -> Tenant {
+        let base_epoch = cfg.base_epoch.unwrap_or_else(|| epoch_now().saturating_sub(2 * 3600));
+        Tenant {
+            cfg,
+            base_epoch,
+            streams: HashMap::new(),
+            bookmarks: HashMap::new(),
+            windows: HashMap::new(),
+            violations: Vec::new(),
+            serial: 0,
+        }
     }
 
     pub(super) fn bookmark(&self, alert_type: &str, index: &str) -> Option<usize> {
