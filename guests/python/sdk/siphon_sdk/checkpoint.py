@@ -93,7 +93,8 @@ class Checkpoint:
             scope = value.get("scope")
             if scope is not None and not isinstance(scope, str):
                 raise ValueError("`scope` is not a string")
-            streams = value.get("streams") or {}
+            streams = value.get("streams")
+            streams = {} if streams is None else streams
             if not isinstance(streams, dict):
                 raise ValueError("`streams` is not an object")
             return cls(version, scope, {k: StreamState.from_json_value(v) for k, v in streams.items()})
