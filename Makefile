@@ -38,6 +38,15 @@ GUEST_WASM := $(foreach c,$(GUEST_CRATES),$(GUESTS_DIR)/$(subst -,_,$(c)).wasm)
 GUEST_SOURCES := Cargo.toml Cargo.lock \
 	$(shell find guests tests/guests wit -type f \( -name '*.rs' -o -name '*.toml' -o -name '*.wit' \) 2>/dev/null)
 
+# Python collectors: every guests/python/<name>/app.py (guests/python/sdk is
+# the SDK), built by componentize-py from wit/ into
+# $(GUESTS_DIR)/<name with `_`>_py.wasm, so a new collector needs no edit here.
+PY_DIR := guests/python
+PY_COLLECTORS := $(patsubst $(PY_DIR)/%/app.py,%,$(wildcard $(PY_DIR)/*/app.py))
+PY_WASM := $(foreach c,$(PY_COLLECTORS),$(GUESTS_DIR)/$(subst -,_,$(c))_py.wasm)
+COMPONENTIZE_PY := target/componentize-py-venv/bin/componentize-py
+PY_SDK_SOURCES := $(shell find $(PY_DIR)/sdk/siphon_sdk wit -type f \( -name '*.py' -o -name '*.wit' \) 2>/dev/null)
+
 # Tests find the components here.
 export SIPHON_GUEST_DIR := $(CURDIR)/$(GUESTS_DIR)
 
@@ -109,7 +118,7 @@ $(WASM_TOOLS):
 	@$(CARGO) install -q --locked --root $(TOOLS_DIR) wasm-tools --version $(WASM_TOOLS_VERSION) \
 		--no-default-features --features component,validate,print
 
-guests: $(GUEST_WASM) ## Build the guest components into target/guests/
+guests: $(GUEST_WASM) $(PY_WASM) ## Build the guest components (Rust and Python) into target/guests/
 	@echo "==> guests ready in $(GUESTS_DIR)/ (route: $$(cat $(ROUTE_FILE)))"
 
 # `toolchain` rewrites the route file only when the route changes, so the
@@ -136,6 +145,28 @@ $(GUEST_WASM) &: $(GUEST_SOURCES) $(ROUTE_FILE)
 			$(WASM_TOOLS) validate $(GUESTS_DIR)/$$c.wasm; \
 		done; \
 	fi
+
+# componentize-py in a project-local venv (PyPI), like the GCS emulator:
+# quiet and quick when the pinned version is there.
+.PHONY: componentize-py python-test
+componentize-py: ## Install componentize-py (builds the Python collectors) into target/componentize-py-venv
+	@$(PY_DIR)/install-componentize-py.sh >/dev/null
+
+# One component per Python collector: its own .py files (tests excluded) and
+# the SDK's. componentize-py snapshots the interpreter after importing `app`,
+# so the component starts with the collector already loaded.
+define py_collector
+$(GUESTS_DIR)/$(subst -,_,$(1))_py.wasm: $(shell find $(PY_DIR)/$(1) -name '*.py' -not -path '*/tests/*') $(PY_SDK_SOURCES) | componentize-py
+	@echo "==> componentize-py $(PY_DIR)/$(1) -> $$@"
+	@mkdir -p $(GUESTS_DIR)
+	@env -u VIRTUAL_ENV $(COMPONENTIZE_PY) -q -d wit -w siphon:collector/collector componentize app \
+		-p $(PY_DIR)/$(1) -p $(PY_DIR)/sdk -o $$@.tmp
+	@mv $$@.tmp $$@
+endef
+$(foreach c,$(PY_COLLECTORS),$(eval $(call py_collector,$(c))))
+
+python-test: ## Native tests of the Python SDK and collectors (unittest, no wasm)
+	@$(PY_DIR)/test.sh
 
 # Imports a guest may have: the collector world's, plus (route rustup only)
 # what Rust std links in through wasi-libc.
@@ -200,7 +231,7 @@ check-deploy: promtool ## Check examples/{systemd,prometheus,kubernetes} (make b
 
 # The e2e tests run the `siphon` binary (CLI, crash tests) and the guest
 # components, so both are built first.
-test: build gcs-emulator chromium ## Build everything, then run every test (CI runs this)
+test: build gcs-emulator chromium python-test ## Build everything, then run every test (CI runs this)
 	@echo "==> cargo test (host, harness, e2e)"
 	@$(CARGO) test -q --workspace $(addprefix --exclude ,$(GUEST_PACKAGES))
 	@echo "==> cargo test (guest logic natively, guest components under the harness: $(GUEST_PACKAGES))"
