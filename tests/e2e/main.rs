@@ -15,4 +15,5 @@ mod faults;
 mod faults_gcs;
 mod gcs;
 mod netskope;
+mod rate;
 mod vendor;
