@@ -78,11 +78,10 @@ class Events(Stream):
 
     def parse(self, cx: Ctx, cursor: dict, response: Response) -> Page:
         body = Object.parse(response.body)
-        if body.raw("response") is None:
+        if not body.has("response"):
             raise VendorError(f"GET /v1.0/events answered without `response`: {response.vendor_message()}")
         # An empty result may leave the inner objects out.
-        feed_raw = body.raw("response.events")
-        feed = None if feed_raw is None else Object.parse(feed_raw)
+        feed = body.object("response.events")
         records = [] if feed is None else feed.records_or_empty("events")
         page = [(_key(r), r) for r in records]
         if not page:

@@ -88,6 +88,18 @@ class JsonTextTest(unittest.TestCase):
             records_of("[{}, 1]", "field `x`")
         self.assertIn("element 1 is a number", caught.exception.message)
 
+    def test_paths_descend_without_reading_what_they_skip(self) -> None:
+        o = Object.parse('{"a": [1, {"b": 2}], "r": {"e": {"x": "}", "events": [{"id": 1}]}, "n": null}, "r": 5}')
+        self.assertTrue(o.has("r.e") and not o.has("r.n") and not o.has("r.zz") and not o.has("zz.y"))
+        feed = o.object("r.e")
+        self.assertEqual((feed.records("events"), feed.str("x"), feed.keys()), (['{"id":1}'], "}", ["x", "events"]))
+        self.assertIsNone(o.object("r.n"))
+        self.assertEqual(o.raw("r"), '{"e": {"x": "}", "events": [{"id": 1}]}, "n": null}')  # the first of two `r`s
+        with self.assertRaises(JsonError):
+            o.object("a")
+        with self.assertRaises(JsonError):
+            o.has("a.b")
+
     def test_bodies_that_are_not_one_object_are_refused(self) -> None:
         for body in [b"[1]", b'{"a":1', b"\xff", b"", b'{"a":1} {}']:
             with self.assertRaises(JsonError, msg=body):
