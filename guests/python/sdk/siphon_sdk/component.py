@@ -79,20 +79,20 @@ def export(collector: type[Collector]) -> type:
             _wasi.panicked(crash_message(e))
             raise
 
+    # `required-when` is newer than the first collector world: pass it only
+    # to bindings generated from a `wit/` that has it.
+    conditional = "required_when" in getattr(t.SettingSpec, "__dataclass_fields__", {})
+
+    def setting_spec(s):  # noqa: ANN001, ANN202
+        if not conditional:
+            return t.SettingSpec(s.name, s.description, s.required, s.secret, s.default_value)
+        when = None if s.required_when is None else t.SettingCondition(*s.required_when)
+        return t.SettingSpec(s.name, s.description, s.required, s.secret, s.default_value, when)
+
     class WitWorld:
         def info(self):  # noqa: ANN202
             i = guarded(collector.info)
-            specs = [
-                t.SettingSpec(
-                    s.name,
-                    s.description,
-                    s.required,
-                    s.secret,
-                    s.default_value,
-                    None if s.required_when is None else t.SettingCondition(*s.required_when),
-                )
-                for s in i.settings
-            ]
+            specs = [setting_spec(s) for s in i.settings]
             return t.CollectorInfo(i.name, i.version, i.vendor, specs)
 
         def validate(self):  # noqa: ANN202

@@ -1,5 +1,6 @@
 """The component adapter and `HostIo` over a fake of the generated bindings."""
 
+import dataclasses
 import unittest
 from unittest import mock
 
@@ -63,6 +64,14 @@ class AdapterTest(unittest.TestCase):
         self.assertEqual((key.required, key.secret, key.default_value, key.required_when), (True, True, None, None))
         self.assertFalse(other.required)
         self.assertEqual((other.required_when.setting, other.required_when.value), ("api", "1.0"))
+
+    def test_bindings_of_a_world_without_required_when_get_five_fields(self) -> None:
+        t = fake_bindings.sys.modules["wit_world.imports.siphon_collector_types"]
+        fields = {"name": str, "description": str, "required": bool, "secret": bool, "default_value": object}
+        five = dataclasses.dataclass(type("SettingSpec", (), {"__annotations__": fields}))
+        with mock.patch.object(t, "SettingSpec", five):
+            info = export(Acme)().info()
+        self.assertEqual([(s.name, s.required) for s in info.settings], [("page_size", False), ("api_key", True), ("v1_key", False)])
 
     def test_validate_reads_the_configuration(self) -> None:
         self.host.settings["page_size"] = "500"
