@@ -22,15 +22,15 @@ mod events;
 mod tests;
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::VendorMock;
+use super::http::{Request, Response};
 use super::oauth::{ClientAuth, OAuth, OAuthConfig};
-use super::server::{MockServer, Request, Response, ServerOptions, lock};
+use super::{MockVendor, Streams};
 use events::Event;
 
 /// The token endpoint.
@@ -109,13 +109,9 @@ impl Default for MockConfig {
 }
 
 /// A running mock tenant; stops when dropped.
-pub struct MockVerify {
-    server: MockServer,
-    oauth: Arc<OAuth>,
-    state: Arc<Mutex<Tenant>>,
-}
+pub type MockVerify = MockVendor<Tenant>;
 
-impl MockVerify {
+impl MockVendor<Tenant> {
     /// Starts the mock on `127.0.0.1` with a port the OS picks.
     pub async fn start(cfg: MockConfig) -> anyhow::Result<MockVerify> {
         Self::start_on(cfg, SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await
@@ -129,104 +125,71 @@ impl MockVerify {
             lifetime: Some(cfg.token_lifetime),
             ..OAuthConfig::new(&cfg.client_id, &cfg.client_secret)
         };
-        let oauth = Arc::new(OAuth::new(TOKEN_PATH, oauth_cfg));
-        let options = ServerOptions { addr, log_label: cfg.log_requests.then(|| "mock-vendor ibm-verify".to_owned()) };
-        let rng = StdRng::seed_from_u64(cfg.seed);
-        let state = Arc::new(Mutex::new(Tenant { cfg, events: Vec::new(), rng, last_indexed: 0, window: (0, 0) }));
-        let (auth, tenant) = (Arc::clone(&oauth), Arc::clone(&state));
-        let server = MockServer::start_with(options, move |req: &Request| {
-            if let Some(answer) = auth.route(req) {
-                return answer;
-            }
+        let oauth = OAuth::new(TOKEN_PATH, oauth_cfg);
+        let log = cfg.log_requests;
+        MockVendor::serve("ibm-verify", addr, log, Tenant::new(cfg), Some(oauth), |v, req| {
             if req.path != EVENTS_PATH {
                 return error(404, "CSIAH0404E", &format!("The resource {} was not found.", req.path));
             }
             if req.method != "GET" {
                 return error(405, "CSIAH0405E", "The method is not allowed.").header("allow", "GET");
             }
-            if let Err(denied) = auth.authorize(req) {
+            if let Err(denied) = v.oauth().authorize(req) {
                 return error(401, "CSIAH0617E", &format!("The access token is not valid ({denied:?})."));
             }
             // The page is joined outside the lock: a full one is 10,000 events.
-            let page = lock(&tenant).query(req, now_ms());
+            let page = v.state().query(req, now_ms());
             page.map_or_else(|e| e, |p| Response::json(200, p.render()))
         })
-        .await?;
-        Ok(MockVerify { server, oauth, state })
-    }
-
-    /// The generic server: request log and fault queue.
-    pub fn server(&self) -> &MockServer {
-        &self.server
-    }
-
-    /// `http://127.0.0.1:PORT`.
-    pub fn base_url(&self) -> String {
-        self.server.base_url()
-    }
-
-    /// The token endpoint: tokens issued, expiry, secret rotation.
-    pub fn oauth(&self) -> &OAuth {
-        &self.oauth
+        .await
     }
 
     /// Adds `n` events of `event_type`, indexed now (one shared `indexed_at`, never before the
     /// last one), and returns their ids. They become visible a millisecond later.
     pub fn add_events(&self, event_type: &str, n: usize) -> Vec<String> {
-        let mut t = lock(&self.state);
-        let at = now_ms().max(t.last_indexed);
-        t.add(event_type, n, at)
+        self.state().add(event_type, n)
     }
 
     /// Adds `n` events of `event_type` indexed `delay` from now: invisible until then.
     pub fn add_pending(&self, event_type: &str, n: usize, delay: Duration) -> Vec<String> {
-        let at = now_ms() + delay.as_millis() as u64;
-        lock(&self.state).add(event_type, n, at)
+        self.state().add_at(event_type, n, now_ms() + delay.as_millis() as u64)
     }
 
     /// Adds `n` events of `event_type` indexed at `indexed_at` (epoch ms), e.g. older than a
     /// look-back window.
     pub fn add_events_at(&self, event_type: &str, n: usize, indexed_at: u64) -> Vec<String> {
-        lock(&self.state).add(event_type, n, indexed_at)
+        self.state().add_at(event_type, n, indexed_at)
     }
 
     /// Grants or withdraws the reports entitlement (403 without it).
     pub fn set_entitled(&self, entitled: bool) {
-        lock(&self.state).cfg.entitled = entitled;
-    }
-
-    /// Every event of `event_type` in the order added: `(id, exact text)`.
-    fn of_type(&self, event_type: &str, f: impl Fn(&Event) -> String) -> Vec<String> {
-        lock(&self.state).events.iter().filter(|e| e.event_type == event_type).map(f).collect()
-    }
-}
-
-impl VendorMock for MockVerify {
-    fn server(&self) -> &MockServer {
-        &self.server
-    }
-
-    fn add_records(&self, stream: &str, n: usize) -> Vec<String> {
-        self.add_events(stream, n)
-    }
-
-    fn records(&self, stream: &str) -> Vec<String> {
-        self.of_type(stream, |e| e.text.to_string())
-    }
-
-    fn keys(&self, stream: &str) -> Vec<String> {
-        self.of_type(stream, |e| e.id.clone())
+        self.state().cfg.entitled = entitled;
     }
 }
 
 /// The tenant's events and counters.
-struct Tenant {
+pub struct Tenant {
     cfg: MockConfig,
     events: Vec<Event>,
     rng: StdRng,
     last_indexed: u64,
     /// Start (epoch ms) and count of the current rate-limit window.
     window: (u64, u32),
+}
+
+impl Streams for Tenant {
+    fn add(&mut self, event_type: &str, n: usize) -> Vec<String> {
+        let at = now_ms().max(self.last_indexed);
+        self.add_at(event_type, n, at)
+    }
+
+    fn records(&self, event_type: &str) -> Vec<String> {
+        self.of_type(event_type, |e| e.text.to_string())
+    }
+
+    fn keys(&self, event_type: &str) -> Vec<String> {
+        self.of_type(event_type, |e| e.id.clone())
+    }
 }
 
 /// One answered query: what the envelope needs, events pre-rendered.
@@ -237,7 +200,17 @@ struct Page {
 }
 
 impl Tenant {
-    fn add(&mut self, event_type: &str, n: usize, indexed_at: u64) -> Vec<String> {
+    fn new(cfg: MockConfig) -> Tenant {
+        let rng = StdRng::seed_from_u64(cfg.seed);
+        Tenant { cfg, events: Vec::new(), rng, last_indexed: 0, window: (0, 0) }
+    }
+
+    /// `f` of every event of `event_type`, in the order added.
+    fn of_type(&self, event_type: &str, f: impl Fn(&Event) -> String) -> Vec<String> {
+        self.events.iter().filter(|e| e.event_type == event_type).map(f).collect()
+    }
+
+    fn add_at(&mut self, event_type: &str, n: usize, indexed_at: u64) -> Vec<String> {
         self.last_indexed = self.last_indexed.max(indexed_at);
         (0..n)
             .map(|_| {

@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::*;
+use crate::mock::VendorMock;
 use crate::mock::client::{Got, get, post};
 
 const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded");
@@ -12,7 +13,7 @@ const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded")
 async fn start(cfg: MockConfig) -> (MockVerify, String) {
     let mock = MockVerify::start(cfg).await.expect("mock starts");
     let body = b"grant_type=client_credentials&client_id=verify-client&client_secret=verify-secret";
-    let got = post(mock.server.addr(), TOKEN_PATH, &[FORM], body).await;
+    let got = post(mock.addr(), TOKEN_PATH, &[FORM], body).await;
     assert_eq!(got.status, 200, "{}", got.text());
     assert_eq!(got.json()["expires_in"], 7199);
     let token = got.json()["access_token"].as_str().unwrap().to_owned();
@@ -21,7 +22,7 @@ async fn start(cfg: MockConfig) -> (MockVerify, String) {
 
 async fn events(mock: &MockVerify, token: &str, query: &str) -> Got {
     let auth = format!("Bearer {token}");
-    get(mock.server.addr(), &format!("{EVENTS_PATH}?{query}"), &[("authorization", &auth)]).await
+    get(mock.addr(), &format!("{EVENTS_PATH}?{query}"), &[("authorization", &auth)]).await
 }
 
 /// The ids of a 200 page, and its `search_after`.
@@ -147,12 +148,12 @@ async fn refusals_name_the_parameter_and_the_cause() {
     assert!(got.json()["messageId"].is_string());
     mock.set_entitled(false);
     let body = b"grant_type=client_credentials&client_id=verify-client&client_secret=verify-secret";
-    let fresh = post(mock.server.addr(), TOKEN_PATH, &[FORM], body).await.json()["access_token"].clone();
+    let fresh = post(mock.addr(), TOKEN_PATH, &[FORM], body).await.json()["access_token"].clone();
     let got = events(&mock, fresh.as_str().unwrap(), "").await;
     assert_eq!(got.status, 403);
     assert!(got.text().contains("Read reports"));
     let basic = crate::mock::oauth::basic_header("verify-client", "verify-secret");
     let headers = [FORM, ("authorization", basic.as_str())];
-    let got = post(mock.server.addr(), TOKEN_PATH, &headers, b"grant_type=client_credentials").await;
+    let got = post(mock.addr(), TOKEN_PATH, &headers, b"grant_type=client_credentials").await;
     assert_eq!(got.status, 401, "form credentials only");
 }
