@@ -33,7 +33,7 @@ pub struct IbmVerify;
 impl Collector for IbmVerify {
     fn info() -> Info {
         let info = Info::new("ibm-verify-events", env!("CARGO_PKG_VERSION"), "IBM Security Verify (Events API v1.0)");
-        settings::specs().into_iter().fold(info, Info::setting)
+        settings::DECLARED.iter().fold(info, |info, d| info.setting(d.spec()))
     }
 
     fn collect() -> Result<Summary, Error> {

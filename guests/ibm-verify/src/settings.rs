@@ -1,9 +1,9 @@
 //! The source's settings and secrets, each declared once: what `info` lists
 //! (with its default) and how the configured text is validated.
 
+use siphon_sdk::Error;
 use siphon_sdk::config::{Declared, Secret, Setting, parse};
 use siphon_sdk::io::Io;
-use siphon_sdk::{Error, SettingSpec};
 
 const BASE_URL: Setting<String> = Setting::new(
     "base_url",
@@ -37,11 +37,6 @@ const CLIENT_SECRET: Secret = Secret::required("client_secret", "API client secr
 /// Every declaration, in the order `siphon inspect` lists them.
 pub const DECLARED: [&dyn Declared; 7] =
     [&BASE_URL, &EVENT_TYPES, &LOOKBACK_HOURS, &PAGE_SIZE, &MAX_PAGES, &CLIENT_ID, &CLIENT_SECRET];
-
-/// What `info` lists.
-pub fn specs() -> Vec<SettingSpec> {
-    DECLARED.iter().map(|d| d.spec()).collect()
-}
 
 /// `all` (the default) or a list of event type names. Tenants differ in
 /// which types exist, so any name is accepted; quotes are not (the API wants

@@ -70,7 +70,7 @@ fn every_validation_error_names_its_key() {
 
 #[test]
 fn info_lists_every_setting_with_its_default() {
-    let specs = specs();
+    let specs: Vec<_> = DECLARED.iter().map(|d| d.spec()).collect();
     let listed: Vec<(&str, Option<&str>, bool, bool)> =
         specs.iter().map(|s| (s.name.as_str(), s.default_value.as_deref(), s.required, s.secret)).collect();
     assert_eq!(
