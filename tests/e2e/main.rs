@@ -14,6 +14,7 @@ mod daemon;
 mod faults;
 mod faults_gcs;
 mod gcs;
+mod ibm_verify;
 mod netskope;
 mod rate;
 mod vendor;
