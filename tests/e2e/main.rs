@@ -15,6 +15,7 @@ mod faults;
 mod faults_gcs;
 mod gcs;
 mod ibm_verify;
+mod mulesoft;
 mod netskope;
 mod rate;
 mod vendor;

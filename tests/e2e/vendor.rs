@@ -7,6 +7,7 @@
 //! A new vendor adds `vendor/<name>.rs` with its row and tenant, and a line in [`CASES`].
 
 mod ibm_verify;
+mod mulesoft;
 mod netskope;
 mod suite;
 
@@ -21,10 +22,11 @@ use siphon_tests::mock::VendorMock;
 use siphon_tests::mock::server::{Fault, FaultRule};
 
 pub use ibm_verify::{VerifyTenant, source as verify_source};
+pub use mulesoft::{Mulesoft, MulesoftTenant};
 pub use netskope::{Netskope, NetskopeTenant, source as netskope_source};
 
 /// Every vendor row, in the order the suite runs them.
-pub const CASES: &[&dyn VendorCase] = &[&Netskope, &ibm_verify::IbmVerify];
+pub const CASES: &[&dyn VendorCase] = &[&Netskope, &ibm_verify::IbmVerify, &Mulesoft];
 
 /// One vendor of the table.
 #[async_trait]

@@ -16,6 +16,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use siphon_tests::mock::VendorMock;
 use siphon_tests::mock::ibm_verify;
+use siphon_tests::mock::mulesoft;
 use siphon_tests::mock::netskope::{ALERT_TYPES, MockConfig, MockNetskope};
 
 /// Secret used when neither --secret nor MOCK_VENDOR_SECRET is given.
@@ -112,6 +113,12 @@ const VENDORS: &[Vendor] = &[
         demo_streams: &["authentication", "sso", "management", "token"],
         start: |o| Box::pin(verify(o)),
     },
+    Vendor {
+        name: "mulesoft",
+        streams: &[mulesoft::STREAM],
+        demo_streams: &[mulesoft::STREAM],
+        start: |o| Box::pin(mulesoft(o)),
+    },
 ];
 
 async fn netskope(mut o: Options) -> anyhow::Result<Box<dyn VendorMock>> {
@@ -143,6 +150,26 @@ async fn verify(mut o: Options) -> anyhow::Result<Box<dyn VendorMock>> {
     let addr = o.addr;
     o.finish("ibm-verify", "client_id, token_lifetime (seconds), late_every")?;
     Ok(Box::new(ibm_verify::MockVerify::start_on(cfg, addr).await?))
+}
+
+/// MuleSoft Anypoint: the secret is the Connected App's `client_secret`; `--set` takes
+/// `client_id`, `org_id`, `quota` (query calls a minute; 40 on the EU and Gov planes) and
+/// `late_every` (every Nth entry reaches the store 2 s late). Pages are as large as the
+/// collector's `limit` asks (at most 200).
+async fn mulesoft(mut o: Options) -> anyhow::Result<Box<dyn VendorMock>> {
+    let d = mulesoft::MockConfig::default();
+    let cfg = mulesoft::MockConfig {
+        client_id: o.take("client_id")?.unwrap_or_else(|| "demo-client".to_owned()),
+        client_secret: o.secret.clone(),
+        org_id: o.take("org_id")?.unwrap_or_else(|| d.org_id.clone()),
+        quota_per_minute: o.take("quota")?.unwrap_or(d.quota_per_minute),
+        late_every: o.take("late_every")?.unwrap_or(d.late_every),
+        log_requests: true,
+        ..d
+    };
+    let addr = o.addr;
+    o.finish("mulesoft", "client_id, org_id, quota, late_every")?;
+    Ok(Box::new(mulesoft::MockMulesoft::start_on(cfg, addr).await?))
 }
 
 fn key_value(s: &str) -> Result<(String, String), String> {
