@@ -260,30 +260,33 @@ fn a_crash_at_any_step_delivers_every_event_exactly_once() {
     assert_eq!(tried, 3 + 2 * 4, "3 commits; a token request and 3 pages");
 }
 
-#[test]
-fn bad_credentials_fail_as_auth_before_any_events_request_and_keep_the_cursor() {
+/// A run that fails after a first run delivered one page, the tenant changed by `then`: its
+/// error, the cursor checked unchanged.
+fn refused_after_a_page(then: impl FnOnce(&mut Tenant)) -> (Error, FakeIo<Tenant>) {
     let mut io = fake(tenant(25)).setting("max_pages_per_run", "1");
     collect(&mut io).unwrap();
     let before = io.committed.clone();
-    io.server.secret_wrong = true;
+    then(&mut io.server);
     let e = collect(&mut io).unwrap_err();
+    assert_eq!(io.committed, before, "the cursor is unchanged");
+    (e, io)
+}
+
+#[test]
+fn bad_credentials_fail_as_auth_before_any_events_request_and_keep_the_cursor() {
+    let (e, io) = refused_after_a_page(|t| t.secret_wrong = true);
     assert_eq!(e.kind(), "auth");
     assert!(e.message().contains("Client authentication failed."), "{e}");
     assert!(!e.message().contains("s3cr3t") && !io.logs.iter().any(|(_, m)| m.contains("s3cr3t")));
-    assert_eq!(io.committed, before);
     assert_eq!(events_requests(&io).len(), 1, "only the first run's page");
 }
 
 #[test]
 fn a_403_says_which_permission_is_missing_and_keeps_the_cursor() {
-    let mut io = fake(tenant(25)).setting("max_pages_per_run", "1");
-    collect(&mut io).unwrap();
-    let before = io.committed.clone();
-    io.server.faults.push_back(json(403, r#"{"messageId":"CSIAH0618E","messageDescription":"Forbidden."}"#));
-    let e = collect(&mut io).unwrap_err();
+    let forbidden = json(403, r#"{"messageId":"CSIAH0618E","messageDescription":"Forbidden."}"#);
+    let (e, _) = refused_after_a_page(|t| t.faults.push_back(forbidden));
     assert_eq!(e.kind(), "auth");
     assert!(e.message().contains("Read reports"), "{e}");
-    assert_eq!(io.committed, before);
 }
 
 #[test]
@@ -294,14 +297,10 @@ fn an_expired_token_is_renewed_once_and_a_second_401_fails_as_auth() {
     assert_eq!(io.server.logins, 2, "one re-authentication");
     assert_eq!(io.delivered, io.server.all());
 
-    let mut io = fake(tenant(25)).setting("max_pages_per_run", "1");
-    collect(&mut io).unwrap();
-    let before = io.committed.clone();
-    io.server.faults.extend([json(401, "{}"), json(401, r#"{"messageDescription":"Still not valid."}"#)]);
-    let e = collect(&mut io).unwrap_err();
+    let refusals = [json(401, "{}"), json(401, r#"{"messageDescription":"Still not valid."}"#)];
+    let (e, _) = refused_after_a_page(|t| t.faults.extend(refusals));
     assert_eq!(e.kind(), "auth");
     assert!(e.message().contains("Still not valid."), "{e}");
-    assert_eq!(io.committed, before);
 }
 
 #[test]
@@ -324,14 +323,10 @@ fn a_429_is_honoured_and_a_5xx_fails_the_run_with_the_cursor_kept() {
     assert_eq!(io.sleeps, [Duration::from_secs(7)]);
     assert_eq!(io.delivered, io.server.all());
 
-    let mut io = fake(tenant(25)).setting("max_pages_per_run", "1");
-    collect(&mut io).unwrap();
-    let before = io.committed.clone();
-    io.server.faults.push_back(response(503, &[("content-type", "text/html")], "<html>503 Service Unavailable</html>"));
-    let e = collect(&mut io).unwrap_err();
+    let html = response(503, &[("content-type", "text/html")], "<html>503 Service Unavailable</html>");
+    let (e, mut io) = refused_after_a_page(|t| t.faults.push_back(html));
     assert_eq!(e.kind(), "vendor");
     assert!(e.message().contains("HTTP 503"), "{e}");
-    assert_eq!(io.committed, before);
     io.settings.remove("max_pages_per_run");
     collect(&mut io).unwrap();
     assert_eq!(io.delivered, io.server.all(), "the next run resumes");
