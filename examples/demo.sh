@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+export MULESOFT_CLIENT_ID=demo-client MULESOFT_CLIENT_SECRET=demo-secret
 export NETSKOPE_API_TOKEN=demo-token VERIFY_CLIENT_ID=demo-client VERIFY_CLIENT_SECRET=demo-secret
 mkdir -p target
 mocks=()
@@ -32,8 +33,11 @@ start_mock netskope 8089 --secret "$NETSKOPE_API_TOKEN" --streams dlp,malware,po
   --initial 250 --page-size 100 --new-every 10 --new-batch 5
 start_mock ibm-verify 8090 --secret "$VERIFY_CLIENT_SECRET" --set client_id="$VERIFY_CLIENT_ID" \
   --initial 250 --new-every 10 --new-batch 5
+start_mock mulesoft 8091 --secret "$MULESOFT_CLIENT_SECRET" --set client_id="$MULESOFT_CLIENT_ID" \
+  --set quota=40 --initial 250 --new-every 10 --new-batch 5
 
 echo "== mock Netskope tenant on http://127.0.0.1:8089, mock IBM Security Verify tenant on http://127.0.0.1:8090"
 echo "   (logs: target/mock-vendor-*.log); 5 new alerts / events per type every 10 s"
+echo "== mock MuleSoft Anypoint control plane (audit log, 40 calls a minute) on http://127.0.0.1:8091"
 echo "== siphon writes NDJSON under ./out and checkpoints under ./state; Ctrl-C stops all"
 ./target/debug/siphon run --config examples/demo.toml

@@ -90,7 +90,19 @@ impl Runtime {
         let name = spec.name.clone();
         let collector =
             self.engine.load(&spec.collector).await.map_err(|e| format!("sources.{name}.collector: {e}"))?;
-        check_settings(&spec, &collector).map_err(|p| p.join("\n  - "))?;
+        if let Err(mut problems) = check_settings(&spec, &collector) {
+            // The collector judges the values too (ranges, formats): name those problems in the
+            // same report, except for keys named already.
+            let found = self.engine.validate(&collector, Arc::new(spec.clone())).await.unwrap_or_default();
+            let named = |key: &str| problems.iter().any(|p| p.contains(&format!("s.{key}:")));
+            let more: Vec<String> = found
+                .into_iter()
+                .filter(|p| p.split('`').nth(1).is_none_or(|key| !named(key)))
+                .map(|p| format!("sources.{name}: {p}"))
+                .collect();
+            problems.extend(more);
+            return Err(problems.join("\n  - "));
+        }
         let egress =
             Arc::new(Egress::new(&name, spec.allowed_hosts.clone(), spec.allow_http, spec.limits.clone(), upstream));
         let layout = Layout::new(&self.sink_settings, &name, &spec.prefix);

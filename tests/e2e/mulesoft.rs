@@ -1,16 +1,18 @@
 //! What only MuleSoft does, end to end (the real component and host against the Anypoint mock):
-//! a per-minute quota answered with an HTML 503 is waited out until the next minute window,
+//! `siphon check` naming a missing organization id and an out-of-range page size together; a
+//! per-minute quota answered with an HTML 503 is waited out until the next minute window,
 //! never retried at once and never failing a run; entries that reach the eventually consistent
 //! store late are still delivered exactly once when the source stays `settle_seconds` behind.
 //! What every vendor does is in the vendor suite (`vendor::suite`).
 
 use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use siphon_tests::mock::mulesoft::MockConfig;
 
-use crate::common::{Install, assert_exactly_once, run_once};
-use crate::vendor::{MulesoftTenant, Tenant};
+use crate::common::{Install, assert_exactly_once, run_once, siphon_bin};
+use crate::vendor::{MulesoftTenant, Tenant, mulesoft_source};
 
 fn install(t: &MulesoftTenant) -> (Install, PathBuf) {
     let install = Install::for_tenant(t);
@@ -20,6 +22,30 @@ fn install(t: &MulesoftTenant) -> (Install, PathBuf) {
 
 fn wall_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_millis() as u64
+}
+
+#[test]
+fn check_names_a_missing_organization_id_and_a_page_size_of_500_in_one_report() {
+    let install = Install::new("unused");
+    install.write_secrets(&[("client_id", "c".into()), ("client_secret", "s".into())]);
+    let check = |table: &siphon_tests::config::SourceToml| {
+        let config = install.config(&table.render());
+        let out = Command::new(siphon_bin()).args(["check", "--config"]).arg(&config).output().expect("siphon runs");
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), text)
+    };
+    let table = mulesoft_source("mule", "http://127.0.0.1:9", &MockConfig::default().org_id, 200, 60);
+    let (ok, text) = check(&table);
+    assert!(ok && text.contains("ok: source `mule`: mulesoft-audit"), "{text}");
+
+    let (ok, text) = check(&table.unset("organization_id").set_raw("page_size", "500"));
+    assert!(!ok);
+    assert!(text.contains("sources.mule.settings.organization_id: required by collector mulesoft-audit"), "{text}");
+    assert!(
+        text.contains(r#"sources.mule: setting `page_size` = "500" is invalid: must be between 1 and 200"#),
+        "{text}"
+    );
+    assert!(!text.contains("setting `organization_id` is required"), "named once: {text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

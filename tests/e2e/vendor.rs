@@ -22,7 +22,7 @@ use siphon_tests::mock::VendorMock;
 use siphon_tests::mock::server::{Fault, FaultRule};
 
 pub use ibm_verify::{VerifyTenant, source as verify_source};
-pub use mulesoft::{Mulesoft, MulesoftTenant};
+pub use mulesoft::{Mulesoft, MulesoftTenant, source as mulesoft_source};
 pub use netskope::{Netskope, NetskopeTenant, source as netskope_source};
 
 /// Every vendor row, in the order the suite runs them.
