@@ -134,10 +134,10 @@ def http_send(request: Request) -> Response:
     try:
         future = outgoing_handler.handle(outgoing, None)
     except Err as e:
+        body.__exit__(None, None, None)
         raise _error_code(e.value, authority) from None
-    _write_body(body, request.body or b"", authority)
-
     with future:
+        _write_body(body, request.body or b"", authority)
         while True:
             got = future.get()
             if got is not None:
@@ -158,12 +158,18 @@ def http_send(request: Request) -> Response:
 
 
 def _write_body(body: "wasi.OutgoingBody", data: bytes, authority: str) -> None:
-    with body.write() as stream:
-        for i in range(0, len(data), WRITE_CHUNK):
-            try:
-                stream.blocking_write_and_flush(data[i : i + WRITE_CHUNK])
-            except Err as e:
-                raise _stream_error(e.value, authority, "sending the body") from None
+    try:
+        with body.write() as stream:
+            for i in range(0, len(data), WRITE_CHUNK):
+                try:
+                    stream.blocking_write_and_flush(data[i : i + WRITE_CHUNK])
+                except Err as e:
+                    raise _stream_error(e.value, authority, "sending the body") from None
+    except BaseException:
+        # A traceback keeps this frame, and the body in it, alive: drop the
+        # body now, or the host sees it outlive what it belongs to.
+        body.__exit__(None, None, None)
+        raise
     try:
         wasi.OutgoingBody.finish(body, None)
     except Err as e:
@@ -172,14 +178,20 @@ def _write_body(body: "wasi.OutgoingBody", data: bytes, authority: str) -> None:
 
 def _read_body(body: "wasi.IncomingBody", authority: str) -> bytes:
     chunks = []
-    with body.stream() as stream:
-        while True:
-            try:
-                chunks.append(stream.blocking_read(READ_CHUNK))
-            except Err as e:
-                if isinstance(e.value, streams.StreamError_Closed):
-                    break
-                raise _stream_error(e.value, authority, "reading the response body") from None
+    try:
+        with body.stream() as stream:
+            while True:
+                try:
+                    chunks.append(stream.blocking_read(READ_CHUNK))
+                except Err as e:
+                    if isinstance(e.value, streams.StreamError_Closed):
+                        break
+                    raise _stream_error(e.value, authority, "reading the response body") from None
+    except BaseException:
+        # A cut or reset body: the body is a child of the response, which the
+        # caller drops next; a child still alive then is a trap, not an error.
+        body.__exit__(None, None, None)
+        raise
     # Trailers are not used.
     wasi.IncomingBody.finish(body).__exit__(None, None, None)
     return b"".join(chunks)

@@ -70,6 +70,8 @@ class Host:
 
 
 HOST = Host()
+#: A response body that breaks off after its headers (a cut or reset connection).
+CUT = b"<cut>"
 
 
 def _module(name: str, **attrs: Any) -> types.ModuleType:
@@ -263,6 +265,7 @@ def _install_http() -> None:
         @classmethod
         def finish(cls, this: "IncomingBody") -> Resource:
             assert this._stream is None or this._stream.closed, "body finished with its stream open"
+            this.closed = True
             return Resource()
 
     class InputStream(Resource):
@@ -271,15 +274,25 @@ def _install_http() -> None:
 
         def blocking_read(self, n: int) -> bytes:
             self.live()
+            if self.data == CUT:
+                raise Err(st.StreamError_LastOperationFailed(IoError()))
             if not self.data:
                 raise Err(st.StreamError_Closed())
             chunk, self.data = self.data[: min(n, 7)], self.data[min(n, 7) :]  # short reads, as hosts do
             return chunk
 
+    class IoError(Resource):
+        def to_debug_string(self) -> str:
+            return "connection reset by peer"
+
     class IncomingResponse(Resource):
         def __init__(self, status: int, headers: list, body: bytes) -> None:
             self._status, self._headers, self._body = status, headers, body
-            self._fields = None
+            self._fields, self._consumed = None, None
+
+        def __exit__(self, *exc) -> None:  # noqa: ANN002
+            assert self._consumed is None or self._consumed.closed, "response dropped while its body is alive"
+            self.closed = True
 
         def status(self) -> int:
             return self._status
@@ -290,7 +303,8 @@ def _install_http() -> None:
 
         def consume(self) -> IncomingBody:
             assert self._fields is None or self._fields.closed, "response consumed with its headers open"
-            return IncomingBody(self._body)
+            self._consumed = IncomingBody(self._body)
+            return self._consumed
 
     class FutureIncomingResponse(Resource):
         def __init__(self) -> None:

@@ -213,6 +213,13 @@ class HttpTransportTest(unittest.TestCase):
                 self.io.send(Request.get("https://a.example/"))
             self.assertEqual((caught.exception.http_kind, caught.exception.message), (kind, text))
 
+    def test_a_body_cut_off_is_a_transport_error_and_every_resource_is_dropped_in_order(self) -> None:
+        self.host.http = lambda *r: (200, [], fake_bindings.CUT)
+        with self.assertRaises(HttpError) as caught:
+            self.io.send(Request.get("https://a.example/events"))
+        self.assertEqual(caught.exception.http_kind, HttpErrorKind.CONNECTION)
+        self.assertEqual(caught.exception.message, "I/O error with a.example while reading the response body: connection reset by peer")
+
     def test_a_bad_header_is_named_without_its_value(self) -> None:
         with self.assertRaises(HttpError) as caught:
             self.io.send(Request.get("https://a.example/").header("x-token", "s3cret\nInjected: 1"))
