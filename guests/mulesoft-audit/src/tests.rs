@@ -386,6 +386,10 @@ fn timestamps_as_text_and_odd_bodies() {
     let (page, _) = read(&a, &p, format!(r#"{{"data":[{iso}]}}"#).as_bytes()).unwrap();
     assert_eq!(page.next.since, Some(START_MS - 100_000));
     assert!(!page.more);
+    // An entry whose timestamp cannot be read counts as one at the boundary: delivered, never a stuck page.
+    let odd = r#"{"timestamp":"yesterday","action":"Login"}"#;
+    let (page, _) = read(&a, &p, format!(r#"{{"data":[{odd}]}}"#).as_bytes()).unwrap();
+    assert_eq!((page.records.len(), page.next.since), (1, p.since));
     for bad in [&b"<html>502</html>"[..], br#"{"message":"oops"}"#, br#"{"data":[1]}"#] {
         assert_eq!(read(&a, &p, bad).unwrap_err().kind(), "vendor", "{}", String::from_utf8_lossy(bad));
     }
