@@ -29,8 +29,9 @@ class CollectError(Exception):
         return hash((self.kind, self.message))
 
     def with_message(self, message: str) -> "CollectError":
-        """An error of the same kind with another message."""
-        return type(self)(message)
+        """An error of the same kind (the plain class of that kind: an
+        `HttpError` gives a `TransportError`) with another message."""
+        return KINDS[self.kind](message)
 
 
 class ConfigError(CollectError):

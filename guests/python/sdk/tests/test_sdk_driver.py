@@ -3,11 +3,11 @@
 import json
 import unittest
 
-from siphon_sdk import AuthError, RateLimitedError, VendorError
+from siphon_sdk import AuthError, RateLimitedError, TransportError, VendorError
 from siphon_sdk.auth import ClientCredentials, NoAuth, Session
 from siphon_sdk.checkpoint import Checkpoint
 from siphon_sdk.driver import Budget, Page, Stream, collect_streams
-from siphon_sdk.http import Headers, Request, Response
+from siphon_sdk.http import Headers, HttpError, HttpErrorKind, Request, Response
 from siphon_sdk.jsontext import Object, field_str
 from siphon_sdk.testing import FakeIo, crash_everywhere, run
 
@@ -120,6 +120,20 @@ class DriverTest(unittest.TestCase):
         self.assertIsInstance(e, VendorError)
         self.assertIn("stream `a`: HTTP 500: <html>oops</html>", e.message)
         self.assertEqual(json.loads(io.cursor)["streams"]["a"], json.loads(cursor)["streams"]["a"])
+
+    def test_no_response_fails_the_stream_as_transport_and_the_others_go_on(self) -> None:
+        vendor = Vendor({"a": 2, "b": 2})
+
+        def handler(r: Request) -> Response:
+            if "/items/a" in r.path():
+                raise HttpError(HttpErrorKind.CONNECTION, "v.example closed the connection while reading the response body")
+            return vendor(r)
+
+        io = FakeIo(handler)
+        e = run(io, collect)
+        self.assertEqual(type(e), TransportError)
+        self.assertIn("`a` (transport: v.example closed the connection", e.message)
+        self.assertEqual(len(io.delivered), 2)
 
     def test_the_page_budget_ends_a_stream_with_more_waiting(self) -> None:
         io = FakeIo(Vendor({"a": 9, "b": 0}))
