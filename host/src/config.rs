@@ -169,13 +169,23 @@ pub struct SourceConfig {
     /// Object name prefix for this source under the sink's root prefix.
     /// Default: the source name. A SecOps feed reads one prefix per log type.
     pub prefix: Option<String>,
-    /// Hosts the collector may call: `host`, `host:port` or `*.domain`.
-    /// Matched on the request's URI authority, never on a Host header.
+    /// Hosts the collector may call: `host` (the scheme's default port,
+    /// 443 or 80), `host:port`, `host:*` (any port), `*.domain[:port]`, or an
+    /// IP address (`127.0.0.1:8089`, `[::1]:8089`). Matched on the request's
+    /// URI authority, never on a Host header.
     pub allowed_hosts: Vec<String>,
     /// Allow plain `http://` to the allowed hosts (for local mock servers).
     /// Default false: only `https://` leaves the host.
     #[serde(default)]
     pub allow_http: bool,
+    /// Let allowed host *names* resolve to loopback, link-local (such as the
+    /// cloud metadata service 169.254.169.254), private, CGNAT or unique-local
+    /// addresses. Default false: a name that resolves only to such addresses
+    /// is refused, so a compromised DNS answer or a vendor domain pointed at
+    /// an internal address cannot reach the daemon's own network. An entry
+    /// that is an IP address (the mocks' `127.0.0.1:8089`) is never filtered.
+    #[serde(default)]
+    pub allow_private_addresses: bool,
     /// Collector settings. Strings are passed as-is, numbers and booleans as
     /// their TOML text, arrays of strings as JSON.
     #[serde(default)]
@@ -303,6 +313,8 @@ pub struct SourceSpec {
     pub allowed_hosts: Vec<crate::egress::HostPattern>,
     /// Whether plain http is allowed.
     pub allow_http: bool,
+    /// Whether host names may resolve to non-public addresses.
+    pub allow_private_addresses: bool,
     /// Settings as passed to the collector.
     pub settings: BTreeMap<String, String>,
     /// Secret values, redacted in Debug.
@@ -336,6 +348,7 @@ impl SourceSpec {
             prefix: String::new(),
             allowed_hosts: Vec::new(),
             allow_http: false,
+            allow_private_addresses: false,
             settings: BTreeMap::new(),
             secrets: Secrets::default(),
             limits: Limits::default(),
@@ -535,6 +548,7 @@ fn validate_source(
             prefix,
             allowed_hosts,
             allow_http: source.allow_http,
+            allow_private_addresses: source.allow_private_addresses,
             settings,
             secrets,
             limits: source.limits,

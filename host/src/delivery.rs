@@ -79,7 +79,11 @@ pub enum DeliveryError {
 
 /// Records wait here between `emit` and `commit`.
 #[derive(Debug, thiserror::Error)]
-#[error("{pending} bytes of records are waiting for a commit; the limit is {limit} (max_pending_size)")]
+#[error(
+    "{pending} bytes of records (each counted with {} bytes of bookkeeping) are waiting for a commit; \
+     the limit is {limit} (limits.max_pending_size)",
+    crate::limits::RECORD_OVERHEAD
+)]
 pub struct BufferFull {
     /// Bytes already buffered.
     pub pending: usize,
@@ -271,9 +275,22 @@ impl Delivery {
         self.pending.len()
     }
 
-    /// Queue validated records for the next commit.
+    /// Bytes of records (as [`Delivery::push`] counts them) that still fit.
+    pub fn room(&self) -> usize {
+        self.max_pending.saturating_sub(self.pending_bytes)
+    }
+
+    /// `max_pending_size` in bytes.
+    pub fn limit(&self) -> usize {
+        self.max_pending
+    }
+
+    /// Queue validated records for the next commit. Each is counted as its
+    /// line plus the memory that holding it costs
+    /// ([`RECORD_OVERHEAD`](crate::limits::RECORD_OVERHEAD)), so tiny
+    /// records cannot hold many times the limit.
     pub fn push(&mut self, records: Vec<String>) -> Result<(), BufferFull> {
-        let bytes: usize = records.iter().map(|r| r.len() + 1).sum();
+        let bytes: usize = records.iter().map(|r| r.len() + 1 + crate::limits::RECORD_OVERHEAD).sum();
         if self.pending_bytes + bytes > self.max_pending {
             return Err(BufferFull { pending: self.pending_bytes, limit: self.max_pending });
         }

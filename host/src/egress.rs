@@ -1,11 +1,16 @@
-//! Outbound HTTP policy for collectors: which hosts a source may reach
-//! (matched on the request URI's authority, never a Host header), how fast,
-//! how long to wait, how large a response may be, and which failures are
-//! retried. The network itself sits behind [`Upstream`], the one seam tests
-//! replace with a scripted responder.
+//! Outbound HTTP policy for collectors: which hosts and ports a source may
+//! reach (matched on the request URI's authority, never a Host header), which
+//! addresses a name may resolve to (`connect`), how fast, how long to wait,
+//! how large a response may be, how much of them a run may hold, and which
+//! failures are retried. The network itself sits behind [`Upstream`], the
+//! one seam tests replace with a scripted responder.
 
+mod connect;
+
+use std::collections::VecDeque;
 use std::fmt;
 use std::io::Read;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,58 +18,114 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Limited, StreamBody};
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody};
 
-use crate::limits::{Limits, Rate};
+pub use connect::{AddressPolicy, Network, is_public};
+
+use crate::limits::{Charge, LimitExceeded, Limits, Rate, RunBudget, bytes};
+use crate::secrets::Redactor;
 use crate::telemetry;
 
-/// One `allowed_hosts` entry: `host`, `host:port` or `*.domain[:port]`.
+/// Which ports an `allowed_hosts` entry allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ports {
+    /// No port written: the scheme's default (443 for https, 80 for http).
+    Default,
+    /// `host:8443`.
+    Only(u16),
+    /// `host:*`.
+    Any,
+}
+
+/// One `allowed_hosts` entry: `host`, `host:port`, `host:*`, `*.domain[:port]`,
+/// an IPv4 address or a bracketed IPv6 address (`[::1]:8080`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostPattern {
-    /// Lower-cased host, without the `*.` of a wildcard.
+    /// Lower-cased host, without the `*.` of a wildcard or IPv6 brackets.
     host: String,
+    /// The address, when the entry is an IP literal.
+    ip: Option<IpAddr>,
     /// Whether subdomains of `host` match (and `host` itself does not).
     wildcard: bool,
-    /// Port the entry is limited to, if any.
-    port: Option<u16>,
+    /// Ports the entry allows.
+    ports: Ports,
 }
 
 impl HostPattern {
-    /// Parse an entry; URLs, paths and empty labels are rejected.
+    /// Parse an entry; URLs, paths, userinfo and empty labels are rejected.
     pub fn parse(text: &str) -> Result<HostPattern, String> {
         let text = text.trim();
         if text.contains("://") || text.contains('/') || text.contains('@') {
             return Err("write a host name, optionally with `:port`, not a URL".to_owned());
         }
-        let (host, port) = match text.rsplit_once(':') {
-            Some((h, p)) if !h.contains(':') => {
-                let port = p.parse::<u16>().map_err(|_| format!("invalid port `{p}`"))?;
-                (h, Some(port))
+        let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+            let (v6, after) = rest.split_once(']').ok_or("an IPv6 address needs its closing `]`")?;
+            let port = match after {
+                "" => None,
+                p => Some(p.strip_prefix(':').ok_or_else(|| format!("unexpected `{p}` after the address"))?),
+            };
+            (v6, port)
+        } else {
+            match text.rsplit_once(':') {
+                Some((h, p)) if !h.contains(':') => (h, Some(p)),
+                Some(_) => return Err("write an IPv6 address in brackets: `[::1]:8080`".to_owned()),
+                None => (text, None),
             }
-            _ => (text, None),
+        };
+        let ports = match port {
+            None => Ports::Default,
+            Some("*") => Ports::Any,
+            Some(p) => Ports::Only(p.parse::<u16>().map_err(|_| format!("invalid port `{p}` (a number or `*`)"))?),
         };
         let (host, wildcard) = match host.strip_prefix("*.") {
             Some(rest) => (rest, true),
             None => (host, false),
         };
         let host = host.to_ascii_lowercase();
-        let label_ok = |l: &str| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
-        if host.is_empty() || !host.split('.').all(label_ok) {
-            return Err("not a valid host name or IPv4 address".to_owned());
+        let ip = host.parse::<IpAddr>().ok();
+        if text.starts_with('[') && !matches!(ip, Some(IpAddr::V6(_))) {
+            return Err("not a valid IPv6 address".to_owned());
         }
-        Ok(HostPattern { host, wildcard, port })
+        if ip.is_none() {
+            let label_ok = |l: &str| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+            if host.is_empty() || !host.split('.').all(label_ok) {
+                return Err("not a valid host name or IP address".to_owned());
+            }
+            if host.rsplit('.').next().is_some_and(|tld| tld.chars().all(|c| c.is_ascii_digit())) {
+                return Err("not a valid host name or IP address (a name cannot end in a number)".to_owned());
+            }
+        } else if wildcard {
+            return Err("a wildcard needs a domain, not an IP address".to_owned());
+        }
+        Ok(HostPattern { host, ip, wildcard, ports })
     }
 
-    /// Whether a request to `host` (as in the URI) on `port` is allowed.
-    pub fn matches(&self, host: &str, port: u16) -> bool {
-        let host = host.trim_end_matches('.').to_ascii_lowercase();
-        let host_ok = if self.wildcard {
-            host.strip_suffix(&self.host).is_some_and(|rest| rest.ends_with('.') && rest.len() > 1)
-        } else {
-            host == self.host
+    /// Whether the entry is an IP address: requests to it skip the
+    /// private-address filter (the operator named the address).
+    pub fn is_ip(&self) -> bool {
+        self.ip.is_some()
+    }
+
+    /// Whether a request to `host` (as in the URI, IPv6 in brackets) on
+    /// `port` is allowed, `default_port` being its scheme's.
+    pub fn matches(&self, host: &str, port: u16, default_port: u16) -> bool {
+        let host = host.trim_start_matches('[').trim_end_matches(']').trim_end_matches('.').to_ascii_lowercase();
+        let host_ok = match (self.ip, host.parse::<IpAddr>()) {
+            // An address matches only the same address, however written.
+            (Some(ip), Ok(requested)) => ip == requested,
+            (_, Ok(_)) | (Some(_), Err(_)) => false,
+            (None, Err(_)) if self.wildcard => {
+                host.strip_suffix(&self.host).is_some_and(|rest| rest.ends_with('.') && rest.len() > 1)
+            }
+            (None, Err(_)) => host == self.host,
         };
-        host_ok && self.port.is_none_or(|p| p == port)
+        let port_ok = match self.ports {
+            Ports::Default => port == default_port,
+            Ports::Only(p) => port == p,
+            Ports::Any => true,
+        };
+        host_ok && port_ok
     }
 }
 
@@ -73,11 +134,15 @@ impl fmt::Display for HostPattern {
         if self.wildcard {
             f.write_str("*.")?;
         }
-        f.write_str(&self.host)?;
-        if let Some(port) = self.port {
-            write!(f, ":{port}")?;
+        match self.ip {
+            Some(IpAddr::V6(_)) => write!(f, "[{}]", self.host)?,
+            _ => f.write_str(&self.host)?,
         }
-        Ok(())
+        match self.ports {
+            Ports::Default => Ok(()),
+            Ports::Only(port) => write!(f, ":{port}"),
+            Ports::Any => f.write_str(":*"),
+        }
     }
 }
 
@@ -95,35 +160,13 @@ pub trait Upstream: Send + Sync + 'static {
     ) -> BoxFuture<'static, Result<Response<WasiBody>, HttpError>>;
 }
 
-/// The real network, through wasmtime-wasi-http's client (hyper + rustls
-/// with the webpki roots).
-pub struct Network;
-
-impl Upstream for Network {
-    fn send(
-        &self,
-        request: BufferedRequest,
-        options: RequestOptions,
-    ) -> BoxFuture<'static, Result<Response<WasiBody>, HttpError>> {
-        Box::pin(async move {
-            let request = request.map(|b| Full::new(b).map_err(|never| match never {}));
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
-            // The connection task drives the body; it ends with the body.
-            tokio::spawn(async move {
-                if let Err(e) = io.await {
-                    tracing::debug!(error = ?e, "Upstream connection ended with an error");
-                }
-            });
-            Ok(response.map(BodyExt::boxed_unsync))
-        })
-    }
-}
-
 /// The egress policy of one source, shared by all its runs.
 pub struct Egress {
     source: String,
     allowed: Vec<HostPattern>,
     allow_http: bool,
+    allow_private_addresses: bool,
+    redactor: Redactor,
     limits: Limits,
     rate: DefaultDirectRateLimiter,
     upstream: Arc<dyn Upstream>,
@@ -230,17 +273,45 @@ impl Egress {
             source: source.to_owned(),
             allowed,
             allow_http,
+            allow_private_addresses: false,
+            redactor: Redactor::default(),
             rate: RateLimiter::direct(quota(rate)),
             limits,
             upstream,
         }
     }
 
+    /// Let names resolve to private, loopback and link-local addresses
+    /// (`allow_private_addresses`; see `connect`).
+    pub fn with_private_addresses(mut self, allow: bool) -> Egress {
+        self.allow_private_addresses = allow;
+        self
+    }
+
+    /// Redact these secrets from the request paths this policy logs.
+    pub fn with_redactor(mut self, redactor: Redactor) -> Egress {
+        self.redactor = redactor;
+        self
+    }
+
+    /// A request's target for logs: method, scheme, host and port, and the
+    /// path with the source's secrets redacted; never userinfo, never the
+    /// query (both are where credentials go).
+    pub fn describe(&self, method: &http::Method, uri: &http::Uri) -> String {
+        let scheme = uri.scheme_str().unwrap_or("https");
+        let host = uri.host().unwrap_or("");
+        let port = uri.port_u16().map(|p| format!(":{p}")).unwrap_or_default();
+        let path = self.redactor.redact_clipped(uri.path(), 512);
+        let query = if uri.query().is_some() { "?[query]" } else { "" };
+        telemetry::escape(&format!("{method} {scheme}://{host}{port}{path}{query}")).into_owned()
+    }
+
     /// Decide whether a request may leave, from its URI alone.
     pub fn check(&self, uri: &http::Uri) -> Result<(), String> {
         let scheme = uri.scheme_str().unwrap_or("https");
         let host = uri.host().ok_or("request has no host")?;
-        let port = uri.port_u16().unwrap_or(if scheme == "http" { 80 } else { 443 });
+        let default_port = if scheme == "http" { 80 } else { 443 };
+        let port = uri.port_u16().unwrap_or(default_port);
         match scheme {
             "https" => {}
             "http" if self.allow_http => {}
@@ -249,27 +320,36 @@ impl Egress {
             }
             other => return Err(format!("scheme `{other}` is not supported")),
         }
-        if self.allowed.iter().any(|p| p.matches(host, port)) {
+        if self.allowed.iter().any(|p| p.matches(host, port, default_port)) {
             Ok(())
+        } else if self.allowed.iter().any(|p| p.matches(host, default_port, default_port) || p.matches(host, 0, 0)) {
+            Err(format!(
+                "port {port} of {host} is not allowed (allowed_hosts lists the host for other ports; \
+                 add `{host}:{port}` or `{host}:*`)"
+            ))
         } else {
             Err(format!("host {host}:{port} is not in allowed_hosts"))
         }
     }
 
-    /// Apply the policy and send: allow-list, rate limit, bounded retries
-    /// honouring `Retry-After`, response size cap, gzip decoding.
+    /// Apply the policy and send: allow-list, requests in flight, rate
+    /// limit, bounded retries honouring `Retry-After`, response size cap,
+    /// gzip decoding, response bytes charged to `budget` until the collector
+    /// reads them.
     pub async fn send(
         self: Arc<Self>,
         request: Request<WasiBody>,
         options: Option<RequestOptions>,
+        budget: &Arc<RunBudget>,
     ) -> Result<Response<WasiBody>, HttpError> {
         let uri = request.uri().clone();
-        let target = format!("{} {}", request.method(), redact_query(&uri));
+        let target = self.describe(request.method(), &uri);
         if let Err(reason) = self.check(&uri) {
             tracing::warn!(source = %self.source, request = %target, %reason, "Denied outbound request");
             telemetry::http_request(&self.source, "denied");
             return Err(HttpError::HttpRequestDenied);
         }
+        let charge = budget.start_request().map_err(limit_error)?;
         let options = self.options(options);
         let (mut parts, body) = request.into_parts();
         let policy = RetryPolicy::from_header(parts.headers.remove(RETRY_HEADER).as_ref()).unwrap_or_else(|value| {
@@ -288,8 +368,12 @@ impl Egress {
         let max_wait = guest_max_wait.map_or(self.limits.max_retry_wait, |g| g.min(self.limits.max_retry_wait));
         // Collectors send small requests (queries, token forms); buffering
         // makes retries possible.
-        let body =
-            Limited::new(body, 1 << 20).collect().await.map_err(|_| HttpError::HttpRequestBodySize(None))?.to_bytes();
+        let max_request = bytes(self.limits.max_request_size);
+        let body = Limited::new(body, max_request)
+            .collect()
+            .await
+            .map_err(|_| HttpError::HttpRequestBodySize(Some(max_request as u64)))?
+            .to_bytes();
         // Ask for gzip unless the collector chose an encoding: vendor pages
         // compress 10x, and decoding here keeps every collector simple.
         let decode_gzip = !parts.headers.contains_key(header::ACCEPT_ENCODING);
@@ -300,7 +384,9 @@ impl Egress {
         let mut attempt = 0u32;
         loop {
             self.rate.until_ready().await;
-            let sent = Request::from_parts(parts.clone(), body.clone());
+            let mut sent = Request::from_parts(parts.clone(), body.clone());
+            // The network honours this when it resolves the host (`connect`).
+            sent.extensions_mut().insert(AddressPolicy { allow_private: self.allow_private_addresses });
             let started = std::time::Instant::now();
             let outcome = self.upstream.send(sent, options).await;
             telemetry::http_latency(&self.source, started.elapsed());
@@ -314,7 +400,7 @@ impl Egress {
             };
             let status = match &outcome {
                 Ok(r) => r.status().as_u16().to_string(),
-                Err(e) => format!("error: {e}"),
+                Err(e) => format!("error: {}", self.redactor.redact(&e.to_string())),
             };
             match retry_wait {
                 Some(hint) if attempt < self.limits.max_retries => {
@@ -327,7 +413,7 @@ impl Egress {
                             tracing::warn!(source = %self.source, request = %target, %status,
                                 wait_s = wait.as_secs(), "Vendor asked to wait longer than max_retry_wait; not retrying");
                         }
-                        return self.finish(outcome, decode_gzip, &target).await;
+                        return self.finish(outcome, decode_gzip, &target, charge).await;
                     }
                     attempt += 1;
                     telemetry::http_request(&self.source, "retried");
@@ -335,7 +421,7 @@ impl Egress {
                         wait_ms = wait.as_millis() as u64, "Retrying request");
                     tokio::time::sleep(wait).await;
                 }
-                _ => return self.finish(outcome, decode_gzip, &target).await,
+                _ => return self.finish(outcome, decode_gzip, &target, charge).await,
             }
         }
     }
@@ -351,62 +437,147 @@ impl Egress {
         }
     }
 
-    /// Read the body under the size cap and hand the response on.
+    /// Read the body under the size cap, charging the run's budget as it
+    /// arrives, and hand the response on; the collector's reads give the
+    /// bytes back.
     async fn finish(
         &self,
         outcome: Result<Response<WasiBody>, HttpError>,
         decode_gzip: bool,
         target: &str,
+        mut charge: Charge,
     ) -> Result<Response<WasiBody>, HttpError> {
         let response = match outcome {
             Ok(r) => r,
             Err(e) => {
-                tracing::warn!(source = %self.source, request = %target, error = %e, "Request failed");
+                tracing::warn!(source = %self.source, request = %target,
+                    error = %self.redactor.redact(&e.to_string()), "Request failed");
                 telemetry::http_request(&self.source, "failed");
                 return Err(e);
             }
         };
-        let cap = self.limits.max_response_size.as_u64() as usize;
-        let (mut parts, body) = response.into_parts();
-        let mut bytes = match Limited::new(body, cap).collect().await {
-            Ok(c) => c.to_bytes(),
-            Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-                tracing::warn!(source = %self.source, request = %target, limit = cap, "Response exceeds max_response_size");
-                telemetry::http_request(&self.source, "too_large");
-                return Err(HttpError::HttpResponseBodySize(Some(cap as u64)));
+        let cap = bytes(self.limits.max_response_size);
+        let (mut parts, mut body) = response.into_parts();
+        let mut chunks = VecDeque::new();
+        let mut total = 0usize;
+        while let Some(frame) = body.frame().await {
+            let Ok(data) = frame?.into_data() else { continue };
+            total += data.len();
+            if total > cap {
+                return Err(self.too_large(target, cap));
             }
-            Err(e) => {
-                return Err(match e.downcast::<HttpError>() {
-                    Ok(e) => *e,
-                    Err(_) => HttpError::HttpResponseIncomplete,
-                });
-            }
-        };
+            charge.add(data.len()).map_err(limit_error)?;
+            chunks.push_back(data);
+        }
+        drop(body);
         let gzipped =
             parts.headers.get(header::CONTENT_ENCODING).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
         if decode_gzip && gzipped {
-            bytes = gunzip(&bytes, cap)?;
+            let compressed = std::mem::take(&mut chunks);
+            let compressed_len = total;
+            (chunks, total) = match gunzip(&compressed, cap, &mut charge) {
+                Ok(decoded) => decoded,
+                Err(GunzipError::TooLarge) => return Err(self.too_large(target, cap)),
+                Err(GunzipError::Limit(e)) => return Err(limit_error(e)),
+                Err(GunzipError::Corrupt(e)) => return Err(HttpError::HttpResponseContentCoding(Some(e))),
+            };
+            drop(compressed);
+            charge.release(compressed_len);
             parts.headers.remove(header::CONTENT_ENCODING);
-            parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+            parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(total));
         }
         telemetry::http_request(&self.source, parts.status.as_str());
         tracing::debug!(source = %self.source, request = %target, status = parts.status.as_u16(),
-            bytes = bytes.len(), "Response");
-        Ok(Response::from_parts(parts, Full::new(bytes).map_err(|never| match never {}).boxed_unsync()))
+            bytes = total, "Response");
+        Ok(Response::from_parts(parts, charged_body(chunks, charge)))
+    }
+
+    fn too_large(&self, target: &str, cap: usize) -> HttpError {
+        tracing::warn!(source = %self.source, request = %target, limit = cap, "Response exceeds max_response_size");
+        telemetry::http_request(&self.source, "too_large");
+        HttpError::HttpResponseBodySize(Some(cap as u64))
     }
 }
 
-fn gunzip(bytes: &[u8], cap: usize) -> Result<Bytes, HttpError> {
-    let mut out = Vec::new();
-    let decoder = flate2::read::GzDecoder::new(bytes);
-    decoder
-        .take(cap as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| HttpError::HttpResponseContentCoding(Some(format!("gzip: {e}"))))?;
-    if out.len() > cap {
-        return Err(HttpError::HttpResponseBodySize(Some(cap as u64)));
+/// A limit the request hit, as the collector sees it (the run stops too).
+fn limit_error(e: LimitExceeded) -> HttpError {
+    HttpError::InternalError(Some(format!("limit exceeded: {e}")))
+}
+
+/// A response body of buffered chunks that gives each chunk's bytes back to
+/// the run's budget as the collector reads it, and the request's in-flight
+/// slot when it is read to the end or dropped.
+fn charged_body(chunks: VecDeque<Bytes>, charge: Charge) -> WasiBody {
+    let frames = futures::stream::unfold((chunks, charge), |(mut chunks, mut charge)| async move {
+        let chunk = chunks.pop_front()?;
+        charge.release(chunk.len());
+        Some((Ok::<_, HttpError>(hyper::body::Frame::data(chunk)), (chunks, charge)))
+    });
+    StreamBody::new(frames).boxed_unsync()
+}
+
+enum GunzipError {
+    TooLarge,
+    Limit(LimitExceeded),
+    Corrupt(String),
+}
+
+/// Reads a list of chunks as one stream.
+struct ChunkReader<'a> {
+    chunks: std::collections::vec_deque::Iter<'a, Bytes>,
+    current: &'a [u8],
+}
+
+impl Read for ChunkReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.chunks.next() {
+                Some(chunk) => self.current = chunk,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        self.current = &self.current[n..];
+        Ok(n)
     }
-    Ok(Bytes::from(out))
+}
+
+/// Size of the decoded chunks handed to the collector.
+const DECODED_CHUNK: usize = 64 * 1024;
+
+/// Decode gzip chunks into chunks of at most [`DECODED_CHUNK`], charging
+/// each as it is made; a gzip bomb stops at `cap` (or the run's budget).
+fn gunzip(
+    compressed: &VecDeque<Bytes>,
+    cap: usize,
+    charge: &mut Charge,
+) -> Result<(VecDeque<Bytes>, usize), GunzipError> {
+    let mut decoder = flate2::read::GzDecoder::new(ChunkReader { chunks: compressed.iter(), current: &[] });
+    let mut out = VecDeque::new();
+    let mut total = 0usize;
+    loop {
+        let mut chunk = vec![0u8; DECODED_CHUNK];
+        let mut filled = 0;
+        while filled < chunk.len() {
+            match decoder.read(&mut chunk[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) => return Err(GunzipError::Corrupt(format!("gzip: {e}"))),
+            }
+        }
+        if filled == 0 {
+            return Ok((out, total));
+        }
+        total += filled;
+        if total > cap {
+            return Err(GunzipError::TooLarge);
+        }
+        charge.add(filled).map_err(GunzipError::Limit)?;
+        chunk.truncate(filled);
+        chunk.shrink_to_fit();
+        out.push_back(Bytes::from(chunk));
+    }
 }
 
 /// The token bucket for a rate: one slot per interval, `burst` at once.
@@ -452,16 +623,6 @@ fn retry_after(headers: &HeaderMap, now: chrono::DateTime<chrono::Utc>) -> Optio
 fn backoff(attempt: u32) -> Duration {
     let ceiling = Duration::from_millis(500).saturating_mul(1u32 << attempt.min(6)).min(Duration::from_secs(30));
     ceiling.mul_f64(0.5 + rand::random::<f64>() * 0.5)
-}
-
-/// The URI for logs, without its query (which may carry tokens).
-pub fn redact_query(uri: &http::Uri) -> String {
-    format!(
-        "{}://{}{}",
-        uri.scheme_str().unwrap_or("https"),
-        uri.authority().map(|a| a.as_str()).unwrap_or(""),
-        uri.path()
-    )
 }
 
 #[cfg(test)]

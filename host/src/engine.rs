@@ -84,7 +84,8 @@ impl SiphonEngine {
         config.wasm_component_model(true);
         config.epoch_interruption(true);
         if let Some(dir) = cache_dir {
-            std::fs::create_dir_all(dir)
+            // Private: compiled collectors are code the daemon will run.
+            crate::sink::local::create_private_dir(dir)
                 .map_err(|e| anyhow::anyhow!("cannot create compile cache {}: {e}", dir.display()))?;
             let mut cache = CacheConfig::new();
             cache.with_directory(dir);
@@ -158,7 +159,8 @@ impl SiphonEngine {
         Ok(problems)
     }
 
-    /// A fresh store for one run: memory limiter installed, and a guest that
+    /// A fresh store for one run: memory limiter installed (see `limits`),
+    /// and a guest that
     /// computes without calling the host yields to the executor every epoch
     /// tick and traps (`Trap::Interrupt`) once `deadline` from now has
     /// passed. The yields keep a CPU-bound guest from holding a runtime
@@ -169,8 +171,11 @@ impl SiphonEngine {
         store.limiter(|s| &mut s.limiter);
         let ends = std::time::Instant::now() + deadline;
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            Ok(if std::time::Instant::now() >= ends { UpdateDeadline::Interrupt } else { UpdateDeadline::Yield(1) })
+        // A run that went past a limit (see `limits::RunBudget`) is stopped
+        // at the next tick too, even if the collector ignores the error.
+        store.epoch_deadline_callback(move |ctx| {
+            let stop = ctx.data().budget.stopped() || std::time::Instant::now() >= ends;
+            Ok(if stop { UpdateDeadline::Interrupt } else { UpdateDeadline::Yield(1) })
         });
         store
     }

@@ -180,6 +180,9 @@ async fn collect(config: &Path, source: &str) -> anyhow::Result<ExitCode> {
 }
 
 fn print_report(r: &RunReport) {
+    // Guest text is already redacted and clipped by the runner; escaping it
+    // again here keeps any other text from driving the terminal.
+    use telemetry::escape;
     let d = &r.delivered;
     println!("source:    {}", r.source);
     println!("collector: {}", r.collector);
@@ -190,12 +193,12 @@ fn print_report(r: &RunReport) {
             println!("pages:     {}", s.pages);
             println!("duplicates dropped: {}", s.duplicates);
             if let Some(note) = &s.note {
-                println!("note:      {note}");
+                println!("note:      {}", escape(note));
             }
         }
         Err(e) => {
             println!("outcome:   FAILED ({})", e.kind());
-            println!("error:     {e}");
+            println!("error:     {}", escape(&e.to_string()));
             println!("discarded: {} uncommitted records (fetched again next run)", r.discarded);
         }
     }
@@ -223,10 +226,18 @@ async fn check(config: &Path) -> anyhow::Result<ExitCode> {
         println!(
             "ok: source `{}`: {} ({}), schedule `{}`, hosts [{}]",
             s.spec.name,
-            s.collector_name(),
+            telemetry::escape(&s.collector_name()),
             s.spec.collector.display(),
             s.spec.schedule_text,
             s.spec.allowed_hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(", ")
+        );
+        let limits = &s.spec.limits;
+        let parts: Vec<String> =
+            limits.memory_budget().iter().map(|(key, b)| format!("{key} {}", bytesize::ByteSize::b(*b))).collect();
+        println!(
+            "    memory budget per run: {} ({})",
+            bytesize::ByteSize::b(limits.memory_budget_total()),
+            parts.join(" + ")
         );
     }
     println!("ok: sink: {}; state: {}", runtime.sink.describe(), runtime.state.describe());
@@ -244,24 +255,27 @@ async fn inspect(file: &Path) -> anyhow::Result<ExitCode> {
     let ty = component.component_type();
     println!("file: {} ({} bytes)", file.display(), bytes.len());
     println!("imports:");
+    // Everything below comes from the component: escaped, so a collector's
+    // strings cannot drive the terminal.
+    use telemetry::escape;
     for (name, _) in ty.imports(engine.engine()) {
-        println!("  {name}");
+        println!("  {}", escape(name));
     }
     println!("exports:");
     for (name, _) in ty.exports(engine.engine()) {
-        println!("  {name}");
+        println!("  {}", escape(name));
     }
     let loaded = engine.load(file).await?;
     let info = &loaded.info;
-    println!("name:    {}", info.name);
-    println!("version: {}", info.version);
-    println!("vendor:  {}", info.vendor);
+    println!("name:    {}", escape(&info.name));
+    println!("version: {}", escape(&info.version));
+    println!("vendor:  {}", escape(&info.vendor));
     println!("settings:");
     for s in &info.settings {
         let kind = if s.secret { "secret " } else { "setting" };
         let req = if s.required { "required" } else { "optional" };
-        let default = s.default_value.as_deref().map(|d| format!(" [default: {d}]")).unwrap_or_default();
-        println!("  {kind} {:<20} {req}  {}{default}", s.name, s.description);
+        let default = s.default_value.as_deref().map(|d| format!(" [default: {}]", escape(d))).unwrap_or_default();
+        println!("  {kind} {:<20} {req}  {}{default}", escape(&s.name), escape(&s.description));
     }
     Ok(ExitCode::SUCCESS)
 }

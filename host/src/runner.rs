@@ -11,7 +11,8 @@ use tracing::Instrument;
 
 use crate::bindings::types::{CollectError, RunSummary};
 use crate::delivery::{Delivery, DeliveryError, DeliveryStats};
-use crate::imports::HostState;
+use crate::imports::{HostState, guest_text};
+use crate::limits::{LOG_LEVELS, LimitExceeded, Limits};
 use crate::services::{Runtime, SourceRuntime};
 
 /// Why a run failed. Expected collector failures and host policy kills are
@@ -31,14 +32,23 @@ pub enum RunError {
     Deadline(Duration),
     /// The collector needed more memory than `limits.memory`.
     #[error(
-        "collector ran out of memory: it asked to grow to {requested} bytes; the limit is {limit} bytes (limits.memory)"
+        "collector ran out of memory: its linear memories and tables would have grown to {requested} bytes; \
+         the limit is {limit} bytes (limits.memory)"
     )]
     OutOfMemory {
-        /// Size of the refused growth.
+        /// Total of all memories and tables the refused growth asked for.
         requested: usize,
         /// The cap.
         limit: usize,
     },
+    /// The collector went past another limit of the run (`limits`): too
+    /// many records pending, responses held, requests in flight, handles,
+    /// commits, or instances, memories or tables.
+    #[error("collector exceeded a limit: {0}")]
+    Limit(#[from] LimitExceeded),
+    /// The collector emitted a record containing a configured secret.
+    #[error("collector emitted a record that {0}")]
+    SecretInRecord(String),
     /// The collector panicked.
     #[error("collector panicked: {0}")]
     Panic(String),
@@ -57,6 +67,8 @@ impl RunError {
             RunError::Collector { kind, .. } => kind,
             RunError::Deadline(_) => "deadline",
             RunError::OutOfMemory { .. } => "out_of_memory",
+            RunError::Limit(_) => "limit",
+            RunError::SecretInRecord(_) => "invalid_record",
             RunError::Panic(_) => "panic",
             RunError::Trap(_) => "trap",
             RunError::Delivery(DeliveryError::Busy { .. }) => "busy",
@@ -163,15 +175,27 @@ async fn run_in_span(runtime: &Runtime, source: &Arc<SourceRuntime>, run_id: Str
     .await;
 
     let host = store.data_mut();
-    let outcome = match called {
-        Err(_elapsed) => Err(RunError::Deadline(deadline)),
-        Ok(Err(trap)) => Err(classify_trap(trap, host, deadline)),
-        Ok(Ok(Err(e))) => Err(collect_error(e)),
-        Ok(Ok(Ok(summary))) => match &host.run.conflict {
+    // A run stopped by the host fails for that reason, whatever the
+    // collector made of the refusal.
+    let stopped = match (&host.run.secret_in_record, host.budget.exceeded()) {
+        (Some(message), _) => Some(RunError::SecretInRecord(message.clone())),
+        (None, Some(limit)) => Some(RunError::Limit(limit)),
+        (None, None) => None,
+    };
+    let outcome = match (stopped, called) {
+        (Some(e), _) => Err(e),
+        (None, Err(_elapsed)) => Err(RunError::Deadline(deadline)),
+        (None, Ok(Err(trap))) => Err(classify_trap(trap, host, deadline)),
+        (None, Ok(Ok(Err(e)))) => Err(collect_error(e)),
+        (None, Ok(Ok(Ok(mut summary)))) => match &host.run.conflict {
             Some(conflict) => Err(RunError::Collector { kind: "conflict", message: conflict.clone() }),
-            None => Ok(summary),
+            None => {
+                summary.note = summary.note.map(|n| host.guest_text(&n));
+                Ok(summary)
+            }
         },
     };
+    report_dropped_logs(host);
     let redactor = host.run.redactor.clone();
     let mut delivery = host.run.delivery.take();
     report.outcome = match (outcome, delivery.as_mut()) {
@@ -188,9 +212,14 @@ async fn run_in_span(runtime: &Runtime, source: &Arc<SourceRuntime>, run_id: Str
         report.delivered = d.stats().clone();
         report.cursor = d.cursor().map(str::to_owned);
     }
-    let stderr = store.data().stderr();
+    let (stderr, dropped) = store.data().stderr();
     for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
+        let line = store.data().guest_text(line);
         tracing::warn!(target: "siphon::guest", stderr = %line, "Collector wrote to stderr");
+    }
+    if dropped > 0 {
+        tracing::warn!(target: "siphon::guest", dropped_bytes = dropped,
+            "Collector stderr past limits.max_stderr_size was dropped");
     }
     // Dropping the Store aborts the run's requests still in flight (after a
     // deadline); only then may another run have the source.
@@ -199,9 +228,25 @@ async fn run_in_span(runtime: &Runtime, source: &Arc<SourceRuntime>, run_id: Str
         d.release().await;
     }
     if let Err(e) = &mut report.outcome {
-        redact_error(e, &redactor);
+        redact_error(e, &redactor, &spec.limits);
     }
     finish(report, clock)
+}
+
+/// One summary line for the guest log lines the run's log budget dropped.
+fn report_dropped_logs(host: &HostState) {
+    let dropped = host.log_budget.dropped();
+    let total: u64 = dropped.iter().sum();
+    if total == 0 {
+        return;
+    }
+    let per_level: Vec<String> =
+        LOG_LEVELS.iter().zip(dropped).filter(|(_, n)| *n > 0).map(|(l, n)| format!("{l} {n}")).collect();
+    let limits = &host.run.source.limits;
+    tracing::warn!(dropped = total, per_level = %per_level.join(", "), max_log_lines = limits.max_log_lines,
+        max_log_bytes = limits.max_log_bytes.as_u64(),
+        "Collector log lines over the run's log budget were dropped (limits.max_log_lines, limits.max_log_bytes)");
+    crate::telemetry::guest_log_dropped(&host.run.source.name, total);
 }
 
 fn classify_trap(trap: wasmtime::Error, host: &HostState, deadline: Duration) -> RunError {
@@ -210,6 +255,9 @@ fn classify_trap(trap: wasmtime::Error, host: &HostState, deadline: Duration) ->
     }
     if host.limiter.refused > 0 {
         return RunError::OutOfMemory { requested: host.limiter.largest_request, limit: host.limiter.limit() };
+    }
+    if let Some(limit) = host_limit(&trap, &host.run.source.limits) {
+        return RunError::Limit(limit);
     }
     if let Some(message) = &host.run.panic {
         return RunError::Panic(message.clone());
@@ -220,10 +268,50 @@ fn classify_trap(trap: wasmtime::Error, host: &HostState, deadline: Duration) ->
     RunError::Trap(short.join("\n"))
 }
 
-fn redact_error(e: &mut RunError, redactor: &crate::secrets::Redactor) {
+/// The limit behind a trap raised by wasmtime on the host's behalf: the
+/// resource table full, a header map too large, or too many instances,
+/// memories or tables.
+fn host_limit(trap: &wasmtime::Error, limits: &Limits) -> Option<LimitExceeded> {
+    let full = trap.chain().any(|e| {
+        matches!(
+            e.downcast_ref::<wasmtime::component::ResourceTableError>(),
+            Some(wasmtime::component::ResourceTableError::Full)
+        )
+    });
+    if full || format!("{trap:#}").contains("resource table has no free keys") {
+        return Some(LimitExceeded::new(
+            "max_resources",
+            limits.max_resources,
+            "the collector holds too many handles (header maps, requests, bodies, streams, pollables) at once",
+        ));
+    }
+    let text = format!("{trap:#}");
+    if text.contains("total size of fields exceeds limit") {
+        return Some(LimitExceeded::new(
+            "max_field_size",
+            limits.max_field_size,
+            "the collector built a wasi:http header map larger than one request needs",
+        ));
+    }
+    let detail = text.lines().find(|l| l.contains("count too high")).unwrap_or_default().trim().to_owned();
+    let (key, limit, what) = if text.contains("instance count too high") {
+        ("max_instances", limits.max_instances, "core instances")
+    } else if text.contains("memory count too high") {
+        ("max_memories", limits.max_memories, "linear memories")
+    } else if text.contains("table count too high") {
+        ("max_tables", limits.max_tables, "tables")
+    } else {
+        return None;
+    };
+    Some(LimitExceeded::new(key, limit, format!("the collector component creates too many {what} ({detail})")))
+}
+
+/// Guest text in an error made fit for logs and output: secrets redacted,
+/// cut to `max_message_size`, control characters escaped.
+fn redact_error(e: &mut RunError, redactor: &crate::secrets::Redactor, limits: &Limits) {
     match e {
         RunError::Collector { message, .. } | RunError::Panic(message) | RunError::Trap(message) => {
-            *message = redactor.redact(message);
+            *message = guest_text(redactor, limits, message);
         }
         _ => {}
     }

@@ -109,16 +109,7 @@ impl Secrets {
 
     /// A redactor for these values.
     pub fn redactor(&self) -> Redactor {
-        Redactor {
-            values: self
-                .values
-                .values()
-                .map(|s| s.expose_secret().to_owned())
-                // Very short values would redact ordinary words; a secret of
-                // under 4 characters is not a secret worth the noise.
-                .filter(|v| v.len() >= 4)
-                .collect(),
-        }
+        Redactor::new(self.values.values().map(|s| s.expose_secret()))
     }
 }
 
@@ -128,34 +119,176 @@ impl fmt::Debug for Secrets {
     }
 }
 
-/// Replaces secret values in text with `[REDACTED]`.
+/// Replaces secret values in text with `[REDACTED]`: the values as
+/// configured and as they appear when a collector puts them into a URL, a
+/// JSON string or HTTP Basic credentials by accident (percent-encoded,
+/// JSON-escaped, base64 at any alignment inside a longer base64 text).
+///
+/// This protects against accidents: a token echoed in an error, a URL with
+/// the key in its path, a record that copies a request. It cannot stop a
+/// collector written to smuggle a secret out (encrypted, reversed, split
+/// over records); such a collector has to be kept out by not running it.
 #[derive(Clone, Default)]
 pub struct Redactor {
-    values: Vec<String>,
+    /// Every form of every value, longest first.
+    needles: std::sync::Arc<[String]>,
 }
 
+/// Characters left as they are by percent-encoding (RFC 3986 unreserved).
+const UNRESERVED: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// Encoded forms shorter than this are not searched for: a few base64
+/// characters occur in ordinary text by chance.
+const MIN_ENCODED_FORM: usize = 8;
+
+const REDACTED: &str = "[REDACTED]";
+
 impl Redactor {
-    /// `text` with every secret value replaced.
-    pub fn redact(&self, text: &str) -> String {
-        let mut out = text.to_owned();
-        for value in &self.values {
-            if out.contains(value.as_str()) {
-                out = out.replace(value.as_str(), "[REDACTED]");
+    /// A redactor for `values`. Values under 4 characters are skipped: they
+    /// would redact ordinary words, and are not secrets worth the noise.
+    pub fn new<'a>(values: impl IntoIterator<Item = &'a str>) -> Redactor {
+        let mut needles = Vec::new();
+        for value in values.into_iter().filter(|v| v.len() >= 4) {
+            needles.push(value.to_owned());
+            let mut encoded = Vec::new();
+            if let Ok(json) = serde_json::to_string(value) {
+                encoded.push(json[1..json.len() - 1].to_owned());
             }
+            let percent = percent_encoding::utf8_percent_encode(value, UNRESERVED).to_string();
+            encoded.push(lower_hex_escapes(&percent));
+            encoded.push(percent.replace("%20", "+"));
+            encoded.push(percent);
+            for offset in 0..3 {
+                encoded.push(base64_core(value.as_bytes(), offset, STANDARD));
+                encoded.push(base64_core(value.as_bytes(), offset, URL_SAFE));
+            }
+            needles.extend(encoded.into_iter().filter(|e| e.len() >= MIN_ENCODED_FORM));
+        }
+        needles.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        needles.dedup();
+        Redactor { needles: needles.into() }
+    }
+
+    /// `text` with every secret value (in every form) replaced.
+    pub fn redact(&self, text: &str) -> String {
+        self.redact_clipped(text, usize::MAX)
+    }
+
+    /// `text` with every secret value replaced, cut after `max` bytes of the
+    /// original and marked ` [...]` when cut. A value that starts before the
+    /// cut is replaced whole, so no prefix of one is ever shown; only the
+    /// first `max` bytes plus the longest form are searched, so a huge text
+    /// costs no more than a short one.
+    pub fn redact_clipped(&self, text: &str, max: usize) -> String {
+        let longest = self.needles.first().map_or(0, String::len);
+        let mut window_end = text.len().min(max.saturating_add(longest));
+        while !text.is_char_boundary(window_end) {
+            window_end -= 1;
+        }
+        let spans = self.matches(&text[..window_end]);
+        let mut out = String::with_capacity(text.len().min(max) + 16);
+        let mut pos = 0;
+        for (start, end) in spans {
+            if start >= max {
+                break;
+            }
+            out.push_str(&text[pos..start]);
+            out.push_str(REDACTED);
+            pos = end;
+        }
+        if pos < max && pos < text.len() {
+            let mut end = text.len().min(max);
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            if end > pos {
+                out.push_str(&text[pos..end]);
+                pos = end;
+            }
+        }
+        if pos < text.len() {
+            out.push_str(" [...]");
         }
         out
     }
 
-    /// Whether `text` contains a secret value.
+    /// Length of the longest form of a value (0 without secrets): a text cut
+    /// this far past a limit still holds every value that starts before it.
+    pub fn longest(&self) -> usize {
+        self.needles.first().map_or(0, String::len)
+    }
+
+    /// Whether `text` contains a secret value in any form.
     pub fn leaks(&self, text: &str) -> bool {
-        self.values.iter().any(|v| text.contains(v.as_str()))
+        self.needles.iter().any(|n| text.contains(n.as_str()))
+    }
+
+    /// Byte ranges of `text` holding a value, merged where they overlap,
+    /// in order.
+    fn matches(&self, text: &str) -> Vec<(usize, usize)> {
+        let mut spans: Vec<(usize, usize)> = Vec::new();
+        for needle in self.needles.iter() {
+            spans.extend(text.match_indices(needle.as_str()).map(|(i, m)| (i, i + m.len())));
+        }
+        spans.sort_unstable();
+        let mut merged: Vec<(usize, usize)> = Vec::with_capacity(spans.len());
+        for (start, end) in spans {
+            match merged.last_mut() {
+                Some(last) if start <= last.1 => last.1 = last.1.max(end),
+                _ => merged.push((start, end)),
+            }
+        }
+        merged
     }
 }
 
 impl fmt::Debug for Redactor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Redactor({} values)", self.values.len())
+        write!(f, "Redactor({} forms)", self.needles.len())
     }
+}
+
+/// `%2f` for `%2F`: servers and clients write either.
+fn lower_hex_escapes(percent: &str) -> String {
+    let mut out = String::with_capacity(percent.len());
+    let mut hex_left = 0;
+    for c in percent.chars() {
+        if c == '%' {
+            hex_left = 2;
+            out.push(c);
+        } else if hex_left > 0 {
+            hex_left -= 1;
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+const STANDARD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+const URL_SAFE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// The base64 characters that depend only on `value` when it sits
+/// `offset` bytes into a longer base64-encoded text (such as the
+/// `user:password` of HTTP Basic): the characters that also cover a
+/// neighbouring byte differ from text to text and are left out.
+fn base64_core(value: &[u8], offset: usize, alphabet: &[u8; 64]) -> String {
+    let mut data = vec![0u8; offset];
+    data.extend_from_slice(value);
+    let bits = data.len() * 8;
+    let first = (offset * 8).div_ceil(6);
+    let last = bits / 6; // exclusive: only characters made entirely of `data`
+    let mut out = String::new();
+    for k in first..last {
+        let bit = k * 6;
+        let (byte, shift) = (bit / 8, bit % 8);
+        let word = (u16::from(data[byte]) << 8) | u16::from(data.get(byte + 1).copied().unwrap_or(0));
+        let index = (word >> (10 - shift)) & 0x3f;
+        out.push(char::from(alphabet[usize::from(index)]));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -171,6 +304,41 @@ mod tests {
         assert!(r.leaks("xx s3cr3t-value"));
         assert!(!r.leaks("nothing here"));
         assert_eq!(format!("{s:?}"), r#"{"token": "[REDACTED]"}"#);
+    }
+
+    #[test]
+    fn encoded_forms_are_found_too() {
+        let r = Redactor::new(["S3cr3t/key+v@lue", "ab"]);
+        for text in
+            ["S3cr3t/key+v@lue", "S3cr3t%2Fkey%2Bv%40lue", "S3cr3t%2fkey%2bv%40lue", r#"{"k":"S3cr3t/key+v@lue"}"#]
+        {
+            assert!(r.leaks(text), "{text}");
+        }
+        // base64 of "S3cr3t/key+v@lue" behind "", "u:", "us:" and "use:" (HTTP Basic).
+        for basic in [
+            "UzNjcjN0L2tleSt2QGx1ZQ==",
+            "dTpTM2NyM3Qva2V5K3ZAbHVl",
+            "dXM6UzNjcjN0L2tleSt2QGx1ZQ==",
+            "dXNlOlMzY3IzdC9rZXkrdkBsdWU=",
+        ] {
+            assert!(r.leaks(&format!("Basic {basic}")), "{basic}");
+            let url_safe = basic.replace('+', "-").replace('/', "_");
+            assert!(r.leaks(&url_safe), "{url_safe}");
+            assert!(!r.redact(basic).contains(&basic[4..basic.len() - 6]), "{basic}");
+        }
+        assert!(!r.leaks("ab is too short to be a secret"));
+        assert!(!r.leaks("S3cr3t/key"));
+    }
+
+    #[test]
+    fn clipping_never_shows_part_of_a_secret() {
+        let r = Redactor::new(["0123456789abcdef"]);
+        assert_eq!(r.redact_clipped("xx0123456789abcdefyy", 4), "xx[REDACTED] [...]");
+        assert_eq!(r.redact_clipped("xxxx0123456789abcdef", 4), "xxxx [...]");
+        assert_eq!(r.redact_clipped("short", 100), "short");
+        let long = format!("{}0123456789abcdef", "é".repeat(10));
+        assert_eq!(r.redact_clipped(&long, 5), "éé [...]");
+        assert_eq!(r.redact("a 0123456789abcdef0123456789abcdef b"), "a [REDACTED] b");
     }
 
     #[test]

@@ -103,8 +103,11 @@ impl Runtime {
             problems.extend(more);
             return Err(problems.join("\n  - "));
         }
-        let egress =
-            Arc::new(Egress::new(&name, spec.allowed_hosts.clone(), spec.allow_http, spec.limits.clone(), upstream));
+        let egress = Arc::new(
+            Egress::new(&name, spec.allowed_hosts.clone(), spec.allow_http, spec.limits.clone(), upstream)
+                .with_private_addresses(spec.allow_private_addresses)
+                .with_redactor(spec.secrets.redactor()),
+        );
         let layout = Layout::new(&self.sink_settings, &name, &spec.prefix);
         self.sources.insert(name, Arc::new(SourceRuntime { spec: Arc::new(spec), collector, egress, layout }));
         Ok(())

@@ -33,10 +33,11 @@ pub async fn reset(settings: &Settings, source: &str, to: Option<String>, force:
         Reset::NothingToDo => {
             format!("source `{source}` has no state at {location}; nothing to reset\n")
         }
+        // Cursors are collector text: escaped for the terminal.
         Reset::Written { before, generation, cursor } => format!(
             "reset source `{source}` at {location}\n  cursor:     {} (was {})\n  generation: {generation} (was {})\n",
-            cursor.as_deref().unwrap_or("none"),
-            before.as_ref().and_then(|b| b.state.cursor.as_deref()).unwrap_or("none"),
+            crate::telemetry::escape(cursor.as_deref().unwrap_or("none")),
+            crate::telemetry::escape(before.as_ref().and_then(|b| b.state.cursor.as_deref()).unwrap_or("none")),
             before.as_ref().map_or("none".to_owned(), |b| b.generation.to_string()),
         ),
     })
@@ -135,16 +136,19 @@ pub fn render(source: &str, location: &str, stored: Option<&Stored>) -> String {
     out
 }
 
-/// A JSON object or array cursor indented under its label; anything else as is.
+/// A JSON object or array cursor indented under its label; anything else as
+/// is. The cursor is the collector's text: control characters are escaped
+/// so it cannot forge output lines or drive the terminal.
 fn cursor_text(cursor: Option<&str>) -> String {
+    use crate::telemetry::escape;
     let Some(c) = cursor else {
         return "none".to_owned();
     };
     match serde_json::from_str::<serde_json::Value>(c) {
         Ok(v @ (serde_json::Value::Object(_) | serde_json::Value::Array(_))) => serde_json::to_string_pretty(&v)
-            .map(|p| format!("\n{}", p.lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")))
-            .unwrap_or_else(|_| c.to_owned()),
-        _ => c.to_owned(),
+            .map(|p| format!("\n{}", p.lines().map(|l| format!("  {}", escape(l))).collect::<Vec<_>>().join("\n")))
+            .unwrap_or_else(|_| escape(c).into_owned()),
+        _ => escape(c).into_owned(),
     }
 }
 
@@ -184,6 +188,8 @@ mod tests {
         assert!(text.contains("lease:      run r1 on host h (pid 7) until 2026-11-23T10:00:00Z"), "{text}");
         assert!(render("ns", "x", None).contains("state:      none"));
         assert_eq!(cursor_text(Some("plain-token")), "plain-token");
+        assert_eq!(cursor_text(Some("a\nsource: forged\x1b[2J")), "a\\nsource: forged\\u{1b}[2J");
+        assert_eq!(cursor_text(Some(r#"{"k":"\u202eevil"}"#)), "\n  {\n    \"k\": \"\\u{202e}evil\"\n  }");
     }
 
     #[tokio::test]

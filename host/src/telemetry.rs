@@ -83,3 +83,71 @@ pub fn delivered(source: &str, records: u64, objects: u64, bytes: u64) {
 pub fn memory_refused(source: &str) {
     metrics::counter!("siphon_memory_refusals_total", "source" => source.to_owned()).increment(1);
 }
+
+/// A run went past the limit `key` (`limits.<key>`).
+pub fn limit_exceeded(key: &'static str) {
+    metrics::counter!("siphon_limits_exceeded_total", "limit" => key).increment(1);
+}
+
+/// Guest log lines dropped over a run's log budget.
+pub fn guest_log_dropped(source: &str, lines: u64) {
+    metrics::counter!("siphon_guest_log_lines_dropped_total", "source" => source.to_owned()).increment(lines);
+}
+
+/// `text` safe for a text log line or a terminal: control characters
+/// (newlines, carriage returns, escape sequences, C1 controls) and the
+/// Unicode controls that reorder or hide text (bidi overrides, zero-width
+/// marks) are written as escapes, so guest text cannot forge log lines or
+/// drive the terminal. Borrowed when there is nothing to escape.
+pub fn escape(text: &str) -> std::borrow::Cow<'_, str> {
+    fn hostile(c: char) -> bool {
+        c.is_control()
+            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+    }
+    if !text.chars().any(hostile) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if hostile(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// `text` cut to at most `max` bytes (on a character boundary), marked
+/// ` [...]` when cut.
+pub fn clip(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    std::borrow::Cow::Owned(format!("{} [...]", &text[..end]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guest_text_cannot_forge_lines_or_drive_the_terminal() {
+        assert_eq!(escape("plain text, ünïcode"), "plain text, ünïcode");
+        assert_eq!(escape("a\nINFO fake line\r\x1b[2J\u{202e}x"), "a\\nINFO fake line\\r\\u{1b}[2J\\u{202e}x");
+        assert_eq!(escape("\u{85}\u{9b}"), "\\u{85}\\u{9b}", "C1 controls");
+    }
+
+    #[test]
+    fn clipping_keeps_characters_whole() {
+        assert_eq!(clip("abcdef", 10), "abcdef");
+        assert_eq!(clip("abcdef", 3), "abc [...]");
+        assert_eq!(clip("aé", 2), "a [...]");
+    }
+}

@@ -14,6 +14,7 @@ mod daemon;
 mod faults;
 mod faults_gcs;
 mod gcs;
+mod hostile;
 mod ibm_verify;
 mod mulesoft;
 mod netskope;

@@ -200,6 +200,17 @@ fn connection(
     {
         problems.push(format!("endpoint: `{e}` must be an http:// or https:// URL"));
     }
+    // Bearer tokens in clear text: only an emulator, without credentials,
+    // may be reached over plain http.
+    if let Some(e) = &endpoint
+        && e.starts_with("http://")
+        && credentials != GcsCredentials::Anonymous
+    {
+        problems.push(format!(
+            "endpoint: `{e}` is plain http, which would send the credentials' access tokens in clear text; \
+             use https, or `credentials = \"anonymous\"` for an emulator"
+        ));
+    }
     if retry.max_attempts == 0 {
         problems.push("retry.max_attempts: must be at least 1".to_owned());
     }
@@ -330,6 +341,12 @@ backend = "gcs"
         )
         .unwrap_err();
         assert!(e.contains("unknown field `region`"), "{e}");
+        let e = load(
+            "[sink]\nbackend = \"gcs\"\n[sink.gcs]\nbucket = \"abc\"\nendpoint = \"http://storage.example.com\"\n\
+             [state]\nbackend = \"local\"\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("sink.gcs.endpoint: `http://storage.example.com` is plain http"), "{e}");
     }
 
     #[test]

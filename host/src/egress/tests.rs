@@ -2,6 +2,7 @@
 //! scripted upstream.
 
 use super::*;
+use http_body_util::Full;
 
 fn egress(allowed: &[&str], allow_http: bool) -> Egress {
     Egress::new(
@@ -28,6 +29,40 @@ fn allow_list_matches_authority_exactly() {
     assert!(ok("http://127.0.0.1:8089/x"));
     assert!(!ok("http://127.0.0.1:8090/x"), "port-limited entries check the port");
     assert!(!ok("https://user@evil.net/"), "userinfo does not confuse the match");
+    assert!(!ok("https://tenant.goskope.com@evil.net/"), "userinfo is not the host");
+}
+
+#[test]
+fn a_bare_host_allows_only_its_schemes_default_port() {
+    let e = egress(&["acme.goskope.com", "api.example.com:8443", "any.example.com:*", "[::1]:8089", "10.0.0.1"], true);
+    let ok = |u: &str| e.check(&u.parse().unwrap()).is_ok();
+    assert!(ok("https://acme.goskope.com/"));
+    assert!(ok("https://acme.goskope.com:443/"));
+    assert!(ok("http://acme.goskope.com/"), "port 80 is http's default");
+    assert!(!ok("http://acme.goskope.com:443/"));
+    for port in [22, 6379, 8443] {
+        let err = e.check(&format!("https://acme.goskope.com:{port}/").parse().unwrap()).unwrap_err();
+        assert!(err.contains(&format!("add `acme.goskope.com:{port}` or `acme.goskope.com:*`")), "{err}");
+    }
+    assert!(ok("https://api.example.com:8443/"));
+    assert!(!ok("https://api.example.com/"), "a listed port is the only one");
+    assert!(ok("https://any.example.com:1/") && ok("https://any.example.com:65535/"));
+    assert!(ok("http://[::1]:8089/") && !ok("http://[::1]:8090/"));
+    assert!(ok("https://10.0.0.1/") && !ok("https://10.0.0.1:22/"));
+    assert!(!ok("https://[::ffff:10.0.0.1]/"), "an address matches only as written in the list");
+}
+
+#[test]
+fn ip_literal_entries_are_told_apart_from_names() {
+    assert!(HostPattern::parse("127.0.0.1:8089").unwrap().is_ip());
+    assert!(HostPattern::parse("[fd00::1]:*").unwrap().is_ip());
+    assert!(!HostPattern::parse("h.example.com").unwrap().is_ip());
+    assert_eq!(HostPattern::parse("[::1]:*").unwrap().to_string(), "[::1]:*");
+    assert!(HostPattern::parse("*.0.1").is_err(), "a wildcard cannot cover addresses");
+    assert!(HostPattern::parse("*.10.0.0.1").is_err());
+    assert!(HostPattern::parse("::1").unwrap_err().contains("brackets"));
+    assert!(HostPattern::parse("[::1").is_err());
+    assert!(HostPattern::parse("h.com:x").unwrap_err().contains("invalid port"));
 }
 
 #[test]
@@ -128,9 +163,14 @@ fn consume_once_requests_retry_only_provably_unprocessed_answers() {
 }
 
 #[test]
-fn query_strings_are_not_logged() {
-    let u: http::Uri = "https://h.com/p?token=abc".parse().unwrap();
-    assert_eq!(redact_query(&u), "https://h.com/p");
+fn logged_targets_carry_no_credentials() {
+    let e = egress(&["h.com"], false).with_redactor(Redactor::new(["S3cr3t-t0ken/x"]));
+    let target = |u: &str| e.describe(&http::Method::GET, &u.parse().unwrap());
+    assert_eq!(target("https://h.com/p?token=abc"), "GET https://h.com/p?[query]");
+    assert_eq!(target("https://user:S3cr3t-t0ken%2Fx@h.com:8443/p"), "GET https://h.com:8443/p", "no userinfo");
+    assert_eq!(target("https://h.com/api/S3cr3t-t0ken/x/alerts"), "GET https://h.com/api/[REDACTED]/alerts");
+    assert_eq!(target("https://h.com/api/S3cr3t-t0ken%2Fx/alerts"), "GET https://h.com/api/[REDACTED]/alerts");
+    assert_eq!(target("https://h.com/api/S3cr3t-t0ken%2fx"), "GET https://h.com/api/[REDACTED]");
 }
 
 /// One scripted upstream answer.
@@ -193,7 +233,8 @@ async fn get(egress: &Arc<Egress>, headers: &[(&str, &str)]) -> Result<(u16, Str
         request = request.header(*k, *v);
     }
     let request = request.body(Full::new(Bytes::new()).map_err(|never| match never {}).boxed_unsync()).unwrap();
-    let send = egress.clone().send(request, None);
+    let budget = crate::limits::RunBudget::new(&Limits::default());
+    let send = egress.clone().send(request, None, &budget);
     let response = tokio::time::timeout(Duration::from_secs(20), send).await.expect("send finishes")?;
     let status = response.status().as_u16();
     let body = response.into_body().collect().await.unwrap().to_bytes();
@@ -286,4 +327,49 @@ async fn a_rate_spaces_requests_evenly() {
         // governor's clock and Instant differ by a little.
         assert!(gap >= Duration::from_millis(90), "no burst: {gap:?}");
     }
+}
+
+fn get_request() -> Request<WasiBody> {
+    Request::builder()
+        .uri("https://api.example.com/v1/events")
+        .body(Full::new(Bytes::new()).map_err(|never| match never {}).boxed_unsync())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn unread_responses_are_charged_and_requests_in_flight_are_capped() {
+    let page: &'static str = Box::leak("x".repeat(100_000).into_boxed_str());
+    let upstream = Scripted::new([Step::Answer(200, &[], page), Step::Answer(200, &[], page)]);
+    let e = scripted_egress(upstream, Limits::default());
+    let limits = Limits { max_requests_in_flight: 2, ..Limits::default() };
+    let budget = crate::limits::RunBudget::new(&limits);
+    let first = e.clone().send(get_request(), None, &budget).await.unwrap();
+    let second = e.clone().send(get_request(), None, &budget).await.unwrap();
+    assert_eq!(budget.response_bytes(), 200_000, "both pages are held for the collector");
+    let third = e.clone().send(get_request(), None, &budget).await.unwrap_err();
+    assert!(matches!(&third, HttpError::InternalError(Some(m)) if m.contains("max_requests_in_flight")), "{third:?}");
+    assert!(budget.stopped(), "the run stops");
+    let body = first.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body.len(), 100_000);
+    assert_eq!(budget.response_bytes(), 100_000, "a page read is given back");
+    drop(second);
+    assert_eq!(budget.response_bytes(), 0, "a page dropped unread is given back");
+}
+
+#[tokio::test]
+async fn the_response_buffer_caps_what_a_run_holds() {
+    let page: &'static str = Box::leak("y".repeat(100_000).into_boxed_str());
+    let upstream = Scripted::new([Step::Answer(200, &[], page), Step::Answer(200, &[], page)]);
+    let limits = Limits {
+        max_response_buffer: bytesize::ByteSize::kb(150),
+        max_response_size: bytesize::ByteSize::kb(100),
+        ..Limits::default()
+    };
+    let e = scripted_egress(upstream, limits.clone());
+    let budget = crate::limits::RunBudget::new(&limits);
+    let _held = e.clone().send(get_request(), None, &budget).await.unwrap();
+    let err = e.clone().send(get_request(), None, &budget).await.unwrap_err();
+    assert!(matches!(&err, HttpError::InternalError(Some(m)) if m.contains("max_response_buffer")), "{err:?}");
+    assert_eq!(budget.exceeded().unwrap().key, "max_response_buffer");
+    assert_eq!(budget.response_bytes(), 100_000, "the refused page was given back");
 }

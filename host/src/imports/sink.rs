@@ -1,9 +1,20 @@
-//! `siphon:collector/sink`: records are checked (one JSON object, one line)
-//! and queued byte-exact for the next commit; they are never re-serialised,
-//! so large integers, key order and non-ASCII text reach the sink unchanged.
+//! `siphon:collector/sink`: records are checked (one JSON object, one line,
+//! no configured secret in any form) and queued byte-exact for the next
+//! commit; they are never re-serialised, so large integers, key order and
+//! non-ASCII text reach the sink unchanged.
+//!
+//! A batch is read from guest memory one record at a time and charged
+//! against `max_pending_size` as it is read (see `imports`), so a list of
+//! millions of tiny records costs the host no more than the limit.
+
+use bytesize::ByteSize;
+use wasmtime::StoreContextMut;
+use wasmtime::component::{Linker, WasmList, WasmStr};
 
 use crate::bindings::sink::{Host, SinkError};
 use crate::imports::HostState;
+use crate::limits::{LimitExceeded, RECORD_OVERHEAD};
+use crate::secrets::Redactor;
 
 /// Why `record` cannot be a line of an NDJSON object.
 pub fn check_record(record: &str) -> Result<(), String> {
@@ -17,24 +28,148 @@ pub fn check_record(record: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// What a record containing a secret is refused with.
+pub const SECRET_IN_RECORD: &str = "contains a configured secret (as is, percent-encoded, JSON-escaped or base64); \
+     records must never carry credentials, so the run fails and nothing it emitted since its last commit is delivered";
+
+/// A batch being read: records accepted so far and what they cost.
+struct Batch {
+    room: usize,
+    limit: usize,
+    redactor: Redactor,
+    records: Vec<String>,
+    cost: usize,
+}
+
+/// Why a batch was refused.
+enum Refusal {
+    Invalid(u32, String),
+    Secret(u32),
+    Full,
+}
+
+impl Batch {
+    /// A batch for `host`, or the answer when the run takes no records.
+    fn start(host: &HostState) -> Result<Batch, SinkError> {
+        if let Some(message) = stopping(host) {
+            return Err(SinkError::BufferFull(message));
+        }
+        let Some(delivery) = host.run.delivery.as_ref() else {
+            return Err(SinkError::BufferFull("no sink is available outside `collect`".to_owned()));
+        };
+        Ok(Batch {
+            room: delivery.room(),
+            limit: delivery.limit(),
+            redactor: host.run.redactor.clone(),
+            records: Vec::new(),
+            cost: 0,
+        })
+    }
+
+    fn add(&mut self, index: usize, record: &str) -> Result<(), Refusal> {
+        let index = u32::try_from(index).unwrap_or(u32::MAX);
+        let cost = record.len() + 1 + RECORD_OVERHEAD;
+        if self.cost + cost > self.room {
+            return Err(Refusal::Full);
+        }
+        check_record(record).map_err(|reason| Refusal::Invalid(index, reason))?;
+        if self.redactor.leaks(record) {
+            return Err(Refusal::Secret(index));
+        }
+        self.cost += cost;
+        self.records.push(record.to_owned());
+        Ok(())
+    }
+
+    /// Queue the batch, or apply the refusal.
+    fn finish(self, host: &mut HostState, outcome: Result<(), Refusal>) -> Result<(), SinkError> {
+        match outcome {
+            Ok(()) => {}
+            Err(Refusal::Invalid(index, reason)) => return Err(SinkError::InvalidRecord((index, reason))),
+            Err(Refusal::Secret(index)) => {
+                tracing::error!(
+                    record = index,
+                    "Collector emitted a record containing a configured secret; \
+                    failing the run and discarding its uncommitted records"
+                );
+                host.run.secret_in_record = Some(format!("record {index} of a batch {SECRET_IN_RECORD}"));
+                if let Some(d) = host.run.delivery.as_mut() {
+                    d.discard_pending();
+                }
+                host.budget.stop();
+                return Err(SinkError::InvalidRecord((index, SECRET_IN_RECORD.to_owned())));
+            }
+            Err(Refusal::Full) => {
+                let e = host.budget.exceed(LimitExceeded::new(
+                    "max_pending_size",
+                    ByteSize::b(self.limit as u64),
+                    format!(
+                        "the collector emitted more records than fit without a commit (each counted as its \
+                         length plus {RECORD_OVERHEAD} bytes of bookkeeping)"
+                    ),
+                ));
+                return Err(SinkError::BufferFull(e.to_string()));
+            }
+        }
+        let Some(delivery) = host.run.delivery.as_mut() else {
+            return Err(SinkError::BufferFull("no sink is available outside `collect`".to_owned()));
+        };
+        let n = self.records.len() as u64;
+        delivery.push(self.records).map_err(|full| SinkError::BufferFull(full.to_string()))?;
+        host.run.records_emitted += n;
+        Ok(())
+    }
+}
+
+/// Why the run takes no more records or commits, if it is stopping.
+pub fn stopping(host: &HostState) -> Option<String> {
+    if let Some(message) = &host.run.secret_in_record {
+        return Some(format!("the run is failing: {message}"));
+    }
+    host.budget.exceeded().map(|e| format!("the run is stopping: {e}"))
+}
+
+/// `emit` reading the batch lazily: each record is copied out of guest
+/// memory only once the ones before it fit.
+fn emit_lazy(
+    store: &mut StoreContextMut<'_, HostState>,
+    list: &WasmList<WasmStr>,
+) -> wasmtime::Result<Result<(), SinkError>> {
+    let mut batch = match Batch::start(store.data()) {
+        Ok(b) => b,
+        Err(e) => return Ok(Err(e)),
+    };
+    let mut outcome = Ok(());
+    for index in 0..list.len() {
+        let Some(record) = list.get(&mut *store, index) else { break };
+        let record = record?;
+        let text = record.to_str(&*store)?;
+        if let Err(refusal) = batch.add(index, &text) {
+            outcome = Err(refusal);
+            break;
+        }
+    }
+    Ok(batch.finish(store.data_mut(), outcome))
+}
+
+/// Link the lazy `emit` over the generated one.
+pub(super) fn add_lazy_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    linker.instance("siphon:collector/sink@0.1.0")?.func_wrap(
+        "emit",
+        |mut store: StoreContextMut<'_, HostState>, (records,): (WasmList<WasmStr>,)| {
+            Ok((emit_lazy(&mut store, &records)?,))
+        },
+    )
+}
+
 impl Host for HostState {
     async fn emit(&mut self, records: Vec<String>) -> wasmtime::Result<Result<(), SinkError>> {
-        for (i, record) in records.iter().enumerate() {
-            if let Err(reason) = check_record(record) {
-                return Ok(Err(SinkError::InvalidRecord((i as u32, reason))));
-            }
-        }
-        let Some(delivery) = self.run.delivery.as_mut() else {
-            return Ok(Err(SinkError::BufferFull("no sink is available outside `collect`".to_owned())));
+        let mut batch = match Batch::start(self) {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(e)),
         };
-        let n = records.len() as u64;
-        match delivery.push(records) {
-            Ok(()) => {
-                self.run.records_emitted += n;
-                Ok(Ok(()))
-            }
-            Err(full) => Ok(Err(SinkError::BufferFull(full.to_string()))),
-        }
+        let outcome = records.iter().enumerate().try_for_each(|(i, r)| batch.add(i, r));
+        Ok(batch.finish(self, outcome))
     }
 }
 

@@ -1,9 +1,38 @@
 //! Local directory sink: each object is written to a temporary file in its
 //! final directory, fsynced, then hard-linked to its name (which fails if the
 //! name exists, so nothing is ever overwritten), and the directory fsynced.
+//!
+//! Security alerts are for the feed, not for every local user: objects are
+//! created `0600` and directories `0700` (also the state store's and the
+//! compile cache's, through [`create_private_dir`] and [`create_private_file`]).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+/// Create `dir` and its missing parents, each readable by the owner only
+/// (`0700`). Existing directories keep their mode.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Create `path` for writing, readable by the owner only (`0600`); with
+/// `new`, fail if it exists, otherwise truncate it.
+pub fn create_private_file(path: &Path, new: bool) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true);
+    if new {
+        options.create_new(true);
+    } else {
+        options.create(true).truncate(true);
+    }
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
 
 use async_trait::async_trait;
 
@@ -18,7 +47,7 @@ pub struct LocalDirSink {
 impl LocalDirSink {
     /// A sink rooted at `dir`, created if missing.
     pub fn open(dir: &Path) -> Result<LocalDirSink, SinkError> {
-        std::fs::create_dir_all(dir)
+        create_private_dir(dir)
             .map_err(|e| SinkError::Backend(format!("cannot create sink directory {}: {e}", dir.display())))?;
         Ok(LocalDirSink { dir: dir.to_owned() })
     }
@@ -34,11 +63,11 @@ impl LocalDirSink {
 
 fn write_new(path: &Path, body: &[u8]) -> std::io::Result<bool> {
     let parent = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent)?;
+    create_private_dir(parent)?;
     let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("object");
     let tmp = parent.join(format!(".{file_name}.{}.tmp", uuid::Uuid::new_v4().simple()));
     let result = (|| {
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        let mut f = create_private_file(&tmp, true)?;
         f.write_all(body)?;
         f.sync_all()?;
         match std::fs::hard_link(&tmp, path) {
@@ -117,6 +146,13 @@ mod tests {
         let err = sink.create("a/b/x.ndjson", &obj("{\"other\":1}\n")).await.unwrap_err();
         assert!(matches!(err, SinkError::AlreadyExists(_)));
         assert_eq!(std::fs::read_to_string(dir.path().join("a/b/x.ndjson")).unwrap(), "{}\n");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &str| std::fs::metadata(dir.path().join(p)).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode("a/b/x.ndjson"), 0o600, "objects are for the feed, not every local user");
+            assert_eq!((mode("a"), mode("a/b")), (0o700, 0o700));
+        }
         // No temporary files are left behind.
         let left: Vec<_> = std::fs::read_dir(dir.path().join("a/b")).unwrap().collect();
         assert_eq!(left.len(), 1);

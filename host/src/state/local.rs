@@ -26,7 +26,7 @@ struct StateFile {
 impl LocalStateStore {
     /// A store in `dir`, created if missing.
     pub fn open(dir: &Path) -> Result<LocalStateStore, StateError> {
-        std::fs::create_dir_all(dir)
+        crate::sink::local::create_private_dir(dir)
             .map_err(|e| StateError::Backend(format!("cannot create state directory {}: {e}", dir.display())))?;
         Ok(LocalStateStore { dir: dir.to_owned() })
     }
@@ -54,12 +54,12 @@ impl LocalStateStore {
         let io = |what: &str, e: std::io::Error| {
             StateError::Backend(format!("cannot {what} in {}: {e}", self.dir.display()))
         };
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.dir.join(format!(".{source}.lock")))
-            .map_err(|e| io("open the lock file", e))?;
+        let mut lock_options = std::fs::OpenOptions::new();
+        lock_options.create(true).truncate(false).write(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut lock_options, 0o600);
+        let lock =
+            lock_options.open(self.dir.join(format!(".{source}.lock"))).map_err(|e| io("open the lock file", e))?;
         lock.lock().map_err(|e| io("lock the state", e))?;
         let current = self.read(source)?.map(|s| s.generation);
         if current != expected {
@@ -73,7 +73,11 @@ impl LocalStateStore {
             .map_err(|e| StateError::Backend(format!("cannot encode state: {e}")))?;
         let path = self.path(source);
         let tmp = self.dir.join(format!(".{source}.json.tmp"));
-        let mut f = std::fs::File::create(&tmp).map_err(|e| io("create a temporary file", e))?;
+        // Cursors may name what an attacker would look for: owner only (a
+        // temporary file left by a crash is replaced, not reused with its mode).
+        let _ = std::fs::remove_file(&tmp);
+        let mut f =
+            crate::sink::local::create_private_file(&tmp, false).map_err(|e| io("create a temporary file", e))?;
         f.write_all(text.as_bytes()).map_err(|e| io("write state", e))?;
         f.sync_all().map_err(|e| io("sync state", e))?;
         std::fs::rename(&tmp, &path).map_err(|e| io("rename state", e))?;
