@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 
 export MULESOFT_CLIENT_ID=demo-client MULESOFT_CLIENT_SECRET=demo-secret
 export NETSKOPE_API_TOKEN=demo-token VERIFY_CLIENT_ID=demo-client VERIFY_CLIENT_SECRET=demo-secret
+export MAAS360_PASSWORD=demo-password MAAS360_APP_ACCESS_KEY=Xk29fQ7pLm
 mkdir -p target
 mocks=()
 trap 'for m in "${mocks[@]}"; do kill "$m" 2>/dev/null || true; wait "$m" 2>/dev/null || true; done' EXIT
@@ -35,9 +36,11 @@ start_mock ibm-verify 8090 --secret "$VERIFY_CLIENT_SECRET" --set client_id="$VE
   --initial 250 --new-every 10 --new-batch 5
 start_mock mulesoft 8091 --secret "$MULESOFT_CLIENT_SECRET" --set client_id="$MULESOFT_CLIENT_ID" \
   --set quota=40 --initial 250 --new-every 10 --new-batch 5
+start_mock maas360 8093 --secret "$MAAS360_PASSWORD" --initial 250 --new-every 10 --new-batch 5
 
 echo "== mock Netskope tenant on http://127.0.0.1:8089, mock IBM Security Verify tenant on http://127.0.0.1:8090"
 echo "   (logs: target/mock-vendor-*.log); 5 new alerts / events per type every 10 s"
 echo "== mock MuleSoft Anypoint control plane (audit log, 40 calls a minute) on http://127.0.0.1:8091"
+echo "== mock IBM MaaS360 tenant (devices, action history, admin audit, compliance events) on http://127.0.0.1:8093"
 echo "== siphon writes NDJSON under ./out and checkpoints under ./state; Ctrl-C stops all"
 ./target/debug/siphon run --config examples/demo.toml

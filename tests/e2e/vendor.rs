@@ -7,6 +7,7 @@
 //! A new vendor adds `vendor/<name>.rs` with its row and tenant, and a line in [`CASES`].
 
 mod ibm_verify;
+mod maas360;
 mod mulesoft;
 mod netskope;
 mod suite;
@@ -26,7 +27,7 @@ pub use mulesoft::{Mulesoft, MulesoftTenant, source as mulesoft_source};
 pub use netskope::{Netskope, NetskopeTenant, source as netskope_source};
 
 /// Every vendor row, in the order the suite runs them.
-pub const CASES: &[&dyn VendorCase] = &[&Netskope, &ibm_verify::IbmVerify, &Mulesoft];
+pub const CASES: &[&dyn VendorCase] = &[&Netskope, &ibm_verify::IbmVerify, &Mulesoft, &maas360::Maas360];
 
 /// One vendor of the table.
 #[async_trait]
@@ -59,6 +60,12 @@ pub trait Tenant: Send + Sync {
 
     /// Each secret with a value the mock refuses: bad credentials.
     fn bad_secrets(&self) -> Vec<(&'static str, String)>;
+
+    /// What the error of a refused login quotes from the vendor's answer (any one of these): its
+    /// HTTP status, unless the vendor refuses otherwise (MaaS360: HTTP 200 with an `errorCode`).
+    fn refusal(&self) -> Vec<&'static str> {
+        vec!["401", "403"]
+    }
 
     /// The key of a delivered record (a sink line), as the mock's keys have it.
     fn key_of(&self, line: &str) -> String;

@@ -13,6 +13,7 @@ pub mod blobs;
 pub(crate) mod client;
 pub mod http;
 pub mod ibm_verify;
+pub mod maas360;
 pub mod mulesoft;
 pub mod netskope;
 pub mod oauth;

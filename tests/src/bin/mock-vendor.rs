@@ -16,6 +16,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use siphon_tests::mock::VendorMock;
 use siphon_tests::mock::ibm_verify;
+use siphon_tests::mock::maas360;
 use siphon_tests::mock::mulesoft;
 use siphon_tests::mock::netskope::{ALERT_TYPES, MockConfig, MockNetskope};
 
@@ -119,6 +120,12 @@ const VENDORS: &[Vendor] = &[
         demo_streams: &[mulesoft::STREAM],
         start: |o| Box::pin(mulesoft(o)),
     },
+    Vendor {
+        name: "maas360",
+        streams: &maas360::STREAMS,
+        demo_streams: &maas360::STREAMS,
+        start: |o| Box::pin(maas360(o)),
+    },
 ];
 
 async fn netskope(mut o: Options) -> anyhow::Result<Box<dyn VendorMock>> {
@@ -170,6 +177,27 @@ async fn mulesoft(mut o: Options) -> anyhow::Result<Box<dyn VendorMock>> {
     let addr = o.addr;
     o.finish("mulesoft", "client_id, org_id, quota, late_every")?;
     Ok(Box::new(mulesoft::MockMulesoft::start_on(cfg, addr).await?))
+}
+
+/// IBM MaaS360: the secret is the administrator's password; `--set` takes the rest of the login
+/// (`billing_id`, `app_id`, `user_name`, `app_access_key`), `token_minutes` and `count_is_total`.
+/// Page sizes are the collector's (25, 50, 100, 200 or 250).
+async fn maas360(mut o: Options) -> anyhow::Result<Box<dyn VendorMock>> {
+    let d = maas360::MockConfig::default();
+    let cfg = maas360::MockConfig {
+        billing_id: o.take("billing_id")?.unwrap_or(d.billing_id),
+        app_id: o.take("app_id")?.unwrap_or(d.app_id),
+        user_name: o.take("user_name")?.unwrap_or(d.user_name),
+        app_access_key: o.take("app_access_key")?.unwrap_or(d.app_access_key),
+        password: o.secret.clone(),
+        token_lifetime_ms: o.take::<u64>("token_minutes")?.map_or(d.token_lifetime_ms, |m| m * 60_000),
+        count_is_total: o.take("count_is_total")?.unwrap_or(d.count_is_total),
+        log_requests: true,
+        ..d
+    };
+    let addr = o.addr;
+    o.finish("maas360", "billing_id, app_id, user_name, app_access_key, token_minutes, count_is_total")?;
+    Ok(Box::new(maas360::MockMaas360::start_on(cfg, addr).await?))
 }
 
 fn key_value(s: &str) -> Result<(String, String), String> {
