@@ -80,6 +80,9 @@ impl Stream for Events {
     }
 
     fn parse(&self, _cx: &mut Ctx, cursor: &Cursor, response: Response) -> Result<Page<Cursor>, Error> {
+        if response.body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Page::empty(cursor.clone())); // a 204 (or an empty 200): nothing new
+        }
         let body = Object::parse(&response.body)?;
         if body.raw("response")?.is_none() {
             let message = response.vendor_message();

@@ -119,6 +119,8 @@ fn empty_pages_in_any_shape_keep_the_cursor() {
         r#"{"response":{"events":{"events":null}}}"#,
         r#"{"response":{"events":{}}}"#,
         r#"{"response":{}}"#,
+        "",
+        " \n",
     ] {
         let page = parse(&events, &cursor, 200, body).unwrap();
         assert!(page.records.is_empty() && !page.more, "{body}");
