@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use siphon_sdk::data::json::{field_raw, field_u64, scan_page};
+use siphon_sdk::data::json::{field_raw, field_u64};
 use siphon_sdk::driver::{Attempt, Ctx, Page, Stream};
 use siphon_sdk::http::{Request, Response, excerpt};
 use siphon_sdk::{Error, Record};
@@ -94,39 +94,6 @@ impl Stream for AlertType {
         if response.status == 204 || response.body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Page::empty(next));
         }
-        // One pass over the page (split and `_id`/`timestamp` together); the
-        // serde path below reads anything unusual and words its errors.
-        if let Ok(scanned) = scan_page(&response.body, "result", ["_id", "timestamp"])
-            && scanned.object.raw("message").ok().flatten().is_none_or(|m| m.get().starts_with('"'))
-        {
-            let ok = scanned.object.raw("ok").ok().flatten().map(RawValue::get);
-            if !matches!(ok, Some("1" | "true")) {
-                let message = scanned.object.str("message").ok().flatten();
-                return Err(self.not_ok(ok, message.as_deref(), &response.body));
-            }
-            let wait = scanned.object.raw("wait_time").ok().flatten().and_then(|w| wait_seconds(w.get()));
-            let items = scanned.records.unwrap_or_default();
-            let mut page = Page::empty(next.clone());
-            page.wait = wait;
-            page.more = items.len() >= self.full_page;
-            page.records.reserve(items.len());
-            for (i, item) in items.into_iter().enumerate() {
-                let scanned = match item {
-                    Ok(s) => s,
-                    Err(e) => {
-                        page.skipped.push(format!("result[{i}]: {}", e.0));
-                        continue;
-                    }
-                };
-                let [id, ts] = scanned.fields;
-                if let Some(Ok(Some(ts))) = ts.as_deref().map(|t| field_u64(t, "")) {
-                    next.last_ts = Some(next.last_ts.map_or(ts, |m| m.max(ts)));
-                }
-                page.records.push((key_of(id.as_deref(), &scanned.record), scanned.record));
-            }
-            page.next = next;
-            return Ok(page);
-        }
         let body: Envelope = serde_json::from_slice(&response.body).map_err(|e| {
             self.vendor(&format!(
                 "the response is not the expected JSON ({e}); body starts: {}",
@@ -135,12 +102,14 @@ impl Stream for AlertType {
         })?;
         let ok = body.ok.map(RawValue::get);
         if !matches!(ok, Some("1" | "true")) {
-            return Err(self.not_ok(ok, body.message.as_deref(), &response.body));
+            let why =
+                body.message.as_deref().map_or_else(|| excerpt(&response.body, 200), |m| excerpt(m.as_bytes(), 300));
+            return Err(self.vendor(&format!("Netskope answered ok={} ({why})", ok.unwrap_or("<missing>"))));
         }
-        let wait = body.wait_time.and_then(|w| wait_seconds(w.get()));
+        let wait = body.wait_time.and_then(|w| siphon_sdk::data::json::lenient_f64(w.get().trim_matches('"')).ok());
         let items = body.result.unwrap_or_default();
         let mut page = Page::empty(next.clone());
-        page.wait = wait;
+        page.wait = wait.filter(|w| *w > 0.0).map(|w| Duration::from_secs(w.ceil() as u64));
         page.more = items.len() >= self.full_page;
         for (i, raw) in items.into_iter().enumerate() {
             let record = match Record::from_raw(raw) {
@@ -153,8 +122,7 @@ impl Stream for AlertType {
             if let Ok(Some(ts)) = field_u64(&record, "timestamp") {
                 next.last_ts = Some(next.last_ts.map_or(ts, |m| m.max(ts)));
             }
-            let id = field_raw(&record, "_id").ok().flatten().map(RawValue::get);
-            page.records.push((key_of(id, &record), record));
+            page.records.push((key(&record), record));
         }
         page.next = next;
         Ok(page)
@@ -184,32 +152,21 @@ impl Stream for AlertType {
 }
 
 impl AlertType {
-    /// A page whose `ok` is not 1/true: the vendor's message, else the body.
-    fn not_ok(&self, ok: Option<&str>, message: Option<&str>, body: &[u8]) -> Error {
-        let why = message.map_or_else(|| excerpt(body, 200), |m| excerpt(m.as_bytes(), 300));
-        self.vendor(&format!("Netskope answered ok={} ({why})", ok.unwrap_or("<missing>")))
-    }
-
     fn vendor(&self, message: &str) -> Error {
         Error::Vendor(format!("alert type `{}`: {message}", self.name))
     }
 }
 
-/// The dedup and fingerprint key: `_id` (its raw JSON `id`) as text, or a
-/// content hash for the rare record without one.
-fn key_of(id: Option<&str>, record: &Record) -> String {
-    match id {
-        Some(raw) if raw.starts_with('"') && !raw.contains('\\') => raw[1..raw.len() - 1].to_string(),
-        Some(raw) if raw.starts_with('"') => serde_json::from_str::<String>(raw).unwrap_or_else(|_| raw.to_string()),
-        Some(raw) => raw.to_string(),
-        None => format!("#{}", siphon_sdk::data::hash::RecordKey::of_content(record)),
+/// The dedup and fingerprint key: `_id` as text, or a content hash for the
+/// rare record without one.
+fn key(record: &Record) -> String {
+    match field_raw(record, "_id") {
+        Ok(Some(raw)) if raw.get().starts_with('"') => {
+            serde_json::from_str::<String>(raw.get()).unwrap_or_else(|_| raw.get().to_string())
+        }
+        Ok(Some(raw)) => raw.get().to_string(),
+        _ => format!("#{}", siphon_sdk::data::hash::RecordKey::of_content(record)),
     }
-}
-
-/// `wait_time` (a number or a string) as a pause, when positive.
-fn wait_seconds(raw: &str) -> Option<Duration> {
-    let w = siphon_sdk::data::json::lenient_f64(raw.trim_matches('"')).ok()?;
-    (w > 0.0).then(|| Duration::from_secs(w.ceil() as u64))
 }
 
 #[derive(Deserialize)]
