@@ -77,6 +77,8 @@ class Events(Stream):
         return r
 
     def parse(self, cx: Ctx, cursor: dict, response: Response) -> Page:
+        if not response.body.strip():
+            return Page([], dict(cursor))  # a 204 (or an empty 200): nothing new
         body = Object.parse(response.body)
         if not body.has("response"):
             raise VendorError(f"GET /v1.0/events answered without `response`: {response.vendor_message()}")

@@ -49,7 +49,7 @@ class EventsTest(unittest.TestCase):
         self.assertIn("cannot continue after it", caught.exception.message)
 
     def test_empty_pages_in_any_shape_keep_the_cursor(self) -> None:
-        for body in [envelope([]), b'{"response":{"events":{"search_after":{"total_events":0}}}}', b'{"response":{}}', b'{"response":{"events":null}}']:
+        for body in [envelope([]), b'{"response":{"events":{"search_after":{"total_events":0}}}}', b'{"response":{}}', b'{"response":{"events":null}}', b"", b" \n"]:
             page = events().parse(None, {"indexed_at": 7, "id": "x"}, Response(200, body=body))
             self.assertEqual((page.records, page.next, page.more), ([], {"indexed_at": 7, "id": "x"}, False), body)
 
