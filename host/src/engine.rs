@@ -15,6 +15,8 @@ use crate::bindings::types::CollectorInfo;
 use crate::egress::{Egress, Network};
 use crate::imports::{self, HostState};
 
+mod loaded;
+
 /// How often the epoch advances; deadlines are counted in these ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(50);
 
@@ -74,6 +76,7 @@ pub struct SiphonEngine {
     engine: Engine,
     linker: Linker<HostState>,
     stop: Arc<AtomicBool>,
+    loaded: loaded::LoadCache,
 }
 
 impl SiphonEngine {
@@ -106,7 +109,7 @@ impl SiphonEngine {
                 }
             }
         })?;
-        Ok(SiphonEngine { engine, linker, stop })
+        Ok(SiphonEngine { engine, linker, stop, loaded: loaded::LoadCache::default() })
     }
 
     /// The wasmtime engine.
@@ -115,8 +118,21 @@ impl SiphonEngine {
     }
 
     /// Compile (or load from cache) and link a collector, then ask it for
-    /// its `info`.
+    /// its `info`. Sources naming the same unchanged file share one load
+    /// (see `loaded`).
     pub async fn load(&self, path: &Path) -> Result<LoadedCollector, LoadError> {
+        let stamp = loaded::Stamp::of(path);
+        if let Some(hit) = stamp.as_ref().and_then(|s| self.loaded.get(path, s)) {
+            return Ok(hit);
+        }
+        let collector = self.load_uncached(path).await?;
+        if let Some(stamp) = stamp {
+            self.loaded.put(path, stamp, &collector);
+        }
+        Ok(collector)
+    }
+
+    async fn load_uncached(&self, path: &Path) -> Result<LoadedCollector, LoadError> {
         let bytes = std::fs::read(path).map_err(|error| LoadError::Read { path: path.to_owned(), error })?;
         let engine = self.engine.clone();
         let component = tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))

@@ -6,10 +6,9 @@
 //! a batch into objects by record count and size.
 
 pub mod gcs;
+pub mod gzip;
 pub mod local;
 pub mod memory;
-
-use std::io::Write;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -153,9 +152,7 @@ impl Layout {
             ndjson.push(b'\n');
         }
         let (body, content_encoding) = if self.gzip {
-            let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(size / 4), flate2::Compression::default());
-            enc.write_all(&ndjson)?;
-            (enc.finish()?, Some("gzip"))
+            (gzip::compress(&ndjson)?, Some("gzip"))
         } else {
             (ndjson, None)
         };

@@ -21,7 +21,9 @@ pub fn check_record(record: &str) -> Result<(), String> {
     if !record.starts_with('{') {
         return Err("not a JSON object (must start with `{`)".to_owned());
     }
-    if record.contains(['\n', '\r']) {
+    // Byte searches (memchr): `contains` with a char set decodes every char,
+    // which was the host's biggest cost per record.
+    if record.as_bytes().contains(&b'\n') || record.as_bytes().contains(&b'\r') {
         return Err("spans several lines; emit compact JSON".to_owned());
     }
     serde_json::from_str::<serde::de::IgnoredAny>(record).map_err(|e| format!("invalid JSON: {e}"))?;
