@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 
 export MULESOFT_CLIENT_ID=demo-client MULESOFT_CLIENT_SECRET=demo-secret
 export NETSKOPE_API_TOKEN=demo-token VERIFY_CLIENT_ID=demo-client VERIFY_CLIENT_SECRET=demo-secret
+export MIMECAST_CLIENT_ID=demo-mc-client MIMECAST_CLIENT_SECRET=demo-mc-secret
 export MAAS360_PASSWORD=demo-password MAAS360_APP_ACCESS_KEY=Xk29fQ7pLm
 mkdir -p target
 mocks=()
@@ -38,6 +39,9 @@ start_mock mulesoft 8091 --secret "$MULESOFT_CLIENT_SECRET" --set client_id="$MU
   --set quota=40 --initial 250 --new-every 10 --new-batch 5
 start_mock maas360 8093 --secret "$MAAS360_PASSWORD" --initial 250 --new-every 10 --new-batch 5
 
+start_mock mimecast 8094 --secret "$MIMECAST_CLIENT_SECRET" --set client_id="$MIMECAST_CLIENT_ID" \
+  --initial 250 --page-size 100 --new-every 10 --new-batch 5
+echo "== mock Mimecast tenant (API 2.0 SIEM batch files on pre-signed URLs, audit events; API 1.0 too) on http://127.0.0.1:8094"
 echo "== mock Netskope tenant on http://127.0.0.1:8089, mock IBM Security Verify tenant on http://127.0.0.1:8090"
 echo "   (logs: target/mock-vendor-*.log); 5 new alerts / events per type every 10 s"
 echo "== mock MuleSoft Anypoint control plane (audit log, 40 calls a minute) on http://127.0.0.1:8091"

@@ -8,6 +8,7 @@
 
 mod ibm_verify;
 mod maas360;
+mod mimecast;
 mod mulesoft;
 mod netskope;
 mod suite;
@@ -23,11 +24,13 @@ use siphon_tests::mock::VendorMock;
 use siphon_tests::mock::server::{Fault, FaultRule};
 
 pub use ibm_verify::{VerifyTenant, source as verify_source};
+pub use mimecast::MimecastTenant;
 pub use mulesoft::{Mulesoft, MulesoftTenant, source as mulesoft_source};
 pub use netskope::{Netskope, NetskopeTenant, source as netskope_source};
 
 /// Every vendor row, in the order the suite runs them.
-pub const CASES: &[&dyn VendorCase] = &[&Netskope, &ibm_verify::IbmVerify, &Mulesoft, &maas360::Maas360];
+pub const CASES: &[&dyn VendorCase] =
+    &[&Netskope, &ibm_verify::IbmVerify, &Mulesoft, &maas360::Maas360, &mimecast::MimecastV2, &mimecast::MimecastV1];
 
 /// One vendor of the table.
 #[async_trait]

@@ -11,9 +11,11 @@
 pub mod blobs;
 #[cfg(test)]
 pub(crate) mod client;
+pub mod fake;
 pub mod http;
 pub mod ibm_verify;
 pub mod maas360;
+pub mod mimecast;
 pub mod mulesoft;
 pub mod netskope;
 pub mod oauth;

@@ -17,6 +17,7 @@ use clap::Parser;
 use siphon_tests::mock::VendorMock;
 use siphon_tests::mock::ibm_verify;
 use siphon_tests::mock::maas360;
+use siphon_tests::mock::mimecast;
 use siphon_tests::mock::mulesoft;
 use siphon_tests::mock::netskope::{ALERT_TYPES, MockConfig, MockNetskope};
 
@@ -126,6 +127,12 @@ const VENDORS: &[Vendor] = &[
         demo_streams: &maas360::STREAMS,
         start: |o| Box::pin(maas360(o)),
     },
+    Vendor {
+        name: "mimecast",
+        streams: &mimecast::STREAMS,
+        demo_streams: &["receipt", "process", "delivery", "url protect", "siem", "audit"],
+        start: |o| Box::pin(mimecast(o)),
+    },
 ];
 
 async fn netskope(mut o: Options) -> anyhow::Result<Box<dyn VendorMock>> {
@@ -198,6 +205,30 @@ async fn maas360(mut o: Options) -> anyhow::Result<Box<dyn VendorMock>> {
     let addr = o.addr;
     o.finish("maas360", "billing_id, app_id, user_name, app_access_key, token_minutes, count_is_total")?;
     Ok(Box::new(maas360::MockMaas360::start_on(cfg, addr).await?))
+}
+
+/// Mimecast, API 2.0 and 1.0 on one port: the secret is the 2.0 `client_secret`; `--set` takes
+/// `client_id` and the 1.0 `app_id`, `app_key`, `access_key`, `secret_key` (base64). A page holds
+/// `--page-size` records: SIEM files of `records_per_file` (default 50), as many as fit.
+async fn mimecast(mut o: Options) -> anyhow::Result<Box<dyn VendorMock>> {
+    let d = mimecast::MockConfig::default();
+    let records_per_file = o.take("records_per_file")?.unwrap_or(50usize).max(1);
+    let cfg = mimecast::MockConfig {
+        client_id: o.take("client_id")?.unwrap_or(d.client_id),
+        client_secret: o.secret.clone(),
+        app_id: o.take("app_id")?.unwrap_or(d.app_id),
+        app_key: o.take("app_key")?.unwrap_or(d.app_key),
+        access_key: o.take("access_key")?.unwrap_or(d.access_key),
+        secret_key: o.take("secret_key")?.unwrap_or(d.secret_key),
+        records_per_file,
+        files_per_page: (o.page_size / records_per_file).max(1),
+        audit_page_size: o.page_size,
+        log_requests: true,
+        ..d
+    };
+    let addr = o.addr;
+    o.finish("mimecast", "client_id, app_id, app_key, access_key, secret_key, records_per_file")?;
+    Ok(Box::new(mimecast::MockMimecast::start_on(cfg, addr).await?))
 }
 
 fn key_value(s: &str) -> Result<(String, String), String> {

@@ -18,8 +18,15 @@ pub fn random_bytes(len: usize) -> Vec<u8> {
 /// `1b4e28ba-2fa1-4d2a-8f3c-6c3c4b1e7a5d`, as request ids (Mimecast's
 /// `x-mc-req-id`) and nonces want.
 pub fn uuid_v4() -> String {
+    uuid_v4_from(&mut crate::io::HostIo)
+}
+
+/// A fresh UUID v4 from the run's [`Io`](crate::io::Io): `wasi:random` inside a component, the
+/// deterministic bytes of [`crate::testing::FakeIo`] in a native test, so a collector that puts
+/// request ids into signed requests (Mimecast's `x-mc-req-id`) can assert them.
+pub fn uuid_v4_from(io: &mut dyn crate::io::Io) -> String {
     let mut bytes = [0; 16];
-    for (byte, random) in bytes.iter_mut().zip(random_bytes(16)) {
+    for (byte, random) in bytes.iter_mut().zip(io.random_bytes(16)) {
         *byte = random;
     }
     format_uuid_v4(bytes)
@@ -58,6 +65,16 @@ mod tests {
         assert_eq!(&id[14..15], "4");
         assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"), "{id}");
         assert!(id.chars().all(|c| c == '-' || c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+    }
+
+    #[test]
+    fn uuids_from_a_fake_host_are_repeatable() {
+        let fake = || crate::testing::FakeIo::new(crate::testing::Script::default());
+        let (mut a, mut b) = (fake(), fake());
+        let first = uuid_v4_from(&mut a);
+        assert_eq!(first, uuid_v4_from(&mut b), "the same fake gives the same ids");
+        assert_ne!(first, uuid_v4_from(&mut a), "and a fresh one per call");
+        assert_eq!((first.len(), &first[14..15]), (36, "4"));
     }
 
     #[test]
