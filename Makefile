@@ -231,7 +231,7 @@ check-deploy: promtool ## Check examples/{systemd,prometheus,kubernetes} (make b
 
 # The e2e tests run the `siphon` binary (CLI, crash tests) and the guest
 # components, so both are built first.
-test: build gcs-emulator chromium python-test ## Build everything, then run every test (CI runs this)
+test: build gcs-emulator chromium check-deploy python-test ## Build everything, then run every test (CI runs this)
 	@echo "==> cargo test (host, harness, e2e)"
 	@$(CARGO) test -q --workspace $(addprefix --exclude ,$(GUEST_PACKAGES))
 	@echo "==> cargo test (guest logic natively, guest components under the harness: $(GUEST_PACKAGES))"

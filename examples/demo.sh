@@ -47,4 +47,6 @@ echo "   (logs: target/mock-vendor-*.log); 5 new alerts / events per type every 
 echo "== mock MuleSoft Anypoint control plane (audit log, 40 calls a minute) on http://127.0.0.1:8091"
 echo "== mock IBM MaaS360 tenant (devices, action history, admin audit, compliance events) on http://127.0.0.1:8093"
 echo "== siphon writes NDJSON under ./out and checkpoints under ./state; Ctrl-C stops all"
+echo "== status page: http://127.0.0.1:9464/  (also: ./target/debug/siphon status --config examples/demo.toml)"
+echo "   after editing examples/demo.toml or replacing a .wasm: kill -HUP <pid of 'siphon started'> reloads them"
 ./target/debug/siphon run --config examples/demo.toml

@@ -35,7 +35,10 @@ pub struct Config {
     pub sink: SinkConfig,
     /// Where each source's checkpoint is kept.
     pub state: StateConfig,
-    /// Optional Prometheus metrics endpoint.
+    /// The daemon's HTTP listener: health, readiness, status page, metrics.
+    pub http: Option<HttpConfig>,
+    /// The older name of `[http]`: `[metrics] listen` serves the same
+    /// endpoints. Kept so existing configs work; not both.
     #[serde(default)]
     pub metrics: MetricsConfig,
     /// The sources to collect, keyed by source name. The name appears in
@@ -64,6 +67,12 @@ pub struct EngineConfig {
     /// Run every source once as soon as the daemon starts, then follow the
     /// schedules. Useful after a deploy or for a demo. Default false.
     pub run_on_start: bool,
+    /// Also reload (as on SIGHUP) when the config file or a collector file
+    /// changes, checking this often, e.g. `"30s"`. For Kubernetes, where a
+    /// changed ConfigMap reaches the pod's files but nobody sends SIGHUP.
+    /// Default: off.
+    #[serde(with = "humantime_serde")]
+    pub watch: Option<Duration>,
 }
 
 impl Default for EngineConfig {
@@ -73,16 +82,42 @@ impl Default for EngineConfig {
             max_concurrent_runs: 4,
             shutdown_grace: Duration::from_secs(30),
             run_on_start: false,
+            watch: None,
         }
     }
 }
 
-/// `[metrics]`: Prometheus exposition.
+/// `[metrics]`: the older spelling of `[http] listen`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsConfig {
-    /// Address to serve `/metrics` on, e.g. `127.0.0.1:9464`. Off when absent.
+    /// Address to serve the daemon's endpoints on (as `[http] listen`).
+    /// Off when absent.
     pub listen: Option<SocketAddr>,
+}
+
+/// `[http]`: the daemon's one HTTP listener. It serves `/healthz`,
+/// `/readyz`, `/status` (JSON), `/` (the status page) and `/metrics`
+/// (Prometheus). Without the table (and without `[metrics] listen`) the
+/// daemon listens nowhere.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address to listen on. Default `127.0.0.1:9464`: loopback, because the
+    /// page shows source names, errors and collector paths. Use
+    /// `0.0.0.0:9464` where a supervisor on another address probes it
+    /// (Kubernetes).
+    pub listen: SocketAddr,
+    /// How often the sink and the state store are probed for `/readyz`
+    /// (a GCS bucket: an empty object created, read and deleted). Default 60 s.
+    #[serde(with = "humantime_serde")]
+    pub probe_interval: Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig { listen: SocketAddr::from(([127, 0, 0, 1], 9464)), probe_interval: Duration::from_secs(60) }
+    }
 }
 
 /// Which backend a sink or state store uses.
@@ -242,8 +277,8 @@ pub struct Settings {
     pub sink: SinkSettings,
     /// State directory, absolute.
     pub state: StateSettings,
-    /// Metrics endpoint.
-    pub metrics: MetricsConfig,
+    /// The HTTP listener (`[http]`, or `[metrics] listen`); none: off.
+    pub http: Option<HttpConfig>,
     /// Sources by name.
     pub sources: BTreeMap<String, SourceSpec>,
 }
@@ -356,30 +391,52 @@ impl SourceSpec {
     }
 }
 
+/// Whether loading a config reads the sources' secrets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretsMode {
+    /// Read every secret (and fail on a missing variable or file): for
+    /// anything that runs collectors.
+    Read,
+    /// Check only how secrets are configured and leave their values empty:
+    /// for tools that never run a collector (`siphon state`, `siphon status`,
+    /// which need no vendor token).
+    Skip,
+}
+
 impl Settings {
     /// Read, parse and validate a config file.
     pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+        Self::load_with(path, SecretsMode::Read)
+    }
+
+    /// [`Settings::load`], reading secrets or not.
+    pub fn load_with(path: &Path, secrets: SecretsMode) -> Result<Settings, ConfigError> {
         let text =
             std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        Self::from_toml(&text, path)
+        Self::from_toml_with(&text, path, secrets)
     }
 
     /// Parse and validate config text; `path` locates relative paths and
     /// names the file in errors.
     pub fn from_toml(text: &str, path: &Path) -> Result<Settings, ConfigError> {
+        Self::from_toml_with(text, path, SecretsMode::Read)
+    }
+
+    /// [`Settings::from_toml`], reading secrets or not.
+    pub fn from_toml_with(text: &str, path: &Path, secrets: SecretsMode) -> Result<Settings, ConfigError> {
         let config: Config = toml::from_str(text)
             .map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string().trim_end().to_owned() })?;
         let base =
             path.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p }).unwrap_or(Path::new("."));
         let base = std::path::absolute(base).unwrap_or_else(|_| base.to_owned());
-        let mut settings =
-            validate(config, &base).map_err(|problems| ConfigError::Invalid { path: path.to_owned(), problems })?;
+        let mut settings = validate(config, &base, secrets)
+            .map_err(|problems| ConfigError::Invalid { path: path.to_owned(), problems })?;
         settings.path = path.to_owned();
         Ok(settings)
     }
 }
 
-fn validate(config: Config, base: &Path) -> Result<Settings, Vec<String>> {
+fn validate(config: Config, base: &Path, secrets: SecretsMode) -> Result<Settings, Vec<String>> {
     let mut problems = Vec::new();
     let resolve = |p: &Path| {
         if p.is_absolute() { p.to_owned() } else { base.join(p) }
@@ -387,6 +444,9 @@ fn validate(config: Config, base: &Path) -> Result<Settings, Vec<String>> {
 
     if config.engine.max_concurrent_runs == 0 {
         problems.push("engine.max_concurrent_runs: must be at least 1".to_owned());
+    }
+    if config.engine.watch.is_some_and(|w| w < Duration::from_secs(1)) {
+        problems.push("engine.watch: must be at least 1s".to_owned());
     }
     let engine = EngineConfig { cache_dir: resolve(&config.engine.cache_dir), ..config.engine };
 
@@ -439,13 +499,26 @@ fn validate(config: Config, base: &Path) -> Result<Settings, Vec<String>> {
         },
     };
 
+    let http = match (config.http, config.metrics.listen) {
+        (Some(_), Some(_)) => {
+            problems.push("metrics.listen: `[metrics]` is the older name of `[http]`; keep only `[http]`".into());
+            None
+        }
+        (Some(http), None) => Some(http),
+        (None, Some(listen)) => Some(HttpConfig { listen, ..HttpConfig::default() }),
+        (None, None) => None,
+    };
+    if http.as_ref().is_some_and(|h| h.probe_interval < Duration::from_secs(1)) {
+        problems.push("http.probe_interval: must be at least 1s".into());
+    }
+
     if config.sources.is_empty() {
         problems.push("sources: no source is configured; add a `[sources.<name>]` table".into());
     }
     let mut sources = BTreeMap::new();
     for (name, source) in config.sources {
         let at = format!("sources.{name}");
-        match validate_source(&name, source, &resolve) {
+        match validate_source(&name, source, &resolve, secrets) {
             Ok(spec) => {
                 sources.insert(name, spec);
             }
@@ -465,7 +538,7 @@ fn validate(config: Config, base: &Path) -> Result<Settings, Vec<String>> {
                 max_bytes: config.sink.max_bytes.as_u64(),
             },
             state,
-            metrics: config.metrics,
+            http,
             sources,
         }),
         _ => Err(problems),
@@ -478,6 +551,7 @@ fn validate_source(
     name: &str,
     source: SourceConfig,
     resolve: &dyn Fn(&Path) -> PathBuf,
+    secrets_mode: SecretsMode,
 ) -> Result<SourceSpec, Vec<String>> {
     let mut problems = Vec::new();
     if !valid_source_name(name) {
@@ -524,6 +598,11 @@ fn validate_source(
                 "secrets.{key}: secrets must not be written in the config file; \
                  use `{{ env = \"VAR\" }}` or `{{ file = \"/path\" }}`"
             )),
+            SecretSource::Ref(r) if secrets_mode == SecretsMode::Skip => {
+                if r.env.is_some() == r.file.is_some() {
+                    problems.push(format!("secrets.{key}: set exactly one of `env` or `file`"));
+                }
+            }
             SecretSource::Ref(r) => match r.read(resolve) {
                 Ok(secret) => secrets.insert(key.clone(), secret),
                 Err(e) => problems.push(format!("secrets.{key}: {e}")),

@@ -75,6 +75,16 @@ pub enum DeliveryError {
         /// The lease found.
         held: Lease,
     },
+    /// Another run took the source at the same moment as this one: both
+    /// read the state, the other's write came first. Nothing was touched.
+    #[error(
+        "source `{source_name}` is busy: another run took it at the same moment; only one run may collect a \
+         source at a time (is a second siphon running on it?)"
+    )]
+    BusyRace {
+        /// Source name.
+        source_name: String,
+    },
 }
 
 /// Records wait here between `emit` and `commit`.
@@ -168,15 +178,31 @@ impl Delivery {
         {
             return Err(DeliveryError::Busy { source_name: source.to_owned(), held: held.clone() });
         }
-        delivery.current.lease = Some(lease);
-        match delivery.current.pending.clone() {
-            Some(intent) => delivery.recover(intent).await?,
+        delivery.current.lease = Some(lease.clone());
+        let taken = match delivery.current.pending.clone() {
+            Some(intent) => delivery.recover(intent).await,
             None => {
                 let next = delivery.current.clone();
-                delivery.store(next).await?;
+                delivery.store(next).await
             }
+        };
+        match taken {
+            Ok(()) => Ok(delivery),
+            // The first write takes the lease. Losing it to a write made
+            // since the read is the busy case, not a broken checkpoint: say
+            // who holds the source when the state tells.
+            Err(DeliveryError::State(StateError::Conflict { .. })) => {
+                let held = match delivery.state.load(source).await {
+                    Ok(Some(now)) => now.state.lease.filter(|held| held.excludes(&lease, Utc::now())),
+                    _ => None,
+                };
+                Err(match held {
+                    Some(held) => DeliveryError::Busy { source_name: source.to_owned(), held },
+                    None => DeliveryError::BusyRace { source_name: source.to_owned() },
+                })
+            }
+            Err(e) => Err(e),
         }
-        Ok(delivery)
     }
 
     /// Give up this run's lease, best effort (an expired or orphaned lease

@@ -134,6 +134,12 @@ impl SiphonEngine {
 
     async fn load_uncached(&self, path: &Path) -> Result<LoadedCollector, LoadError> {
         let bytes = std::fs::read(path).map_err(|error| LoadError::Read { path: path.to_owned(), error })?;
+        self.load_bytes(path, bytes).await
+    }
+
+    /// [`SiphonEngine::load`] of bytes already read from `path` (a reload
+    /// compiles exactly the bytes whose hash it compared).
+    pub async fn load_bytes(&self, path: &Path, bytes: Vec<u8>) -> Result<LoadedCollector, LoadError> {
         let engine = self.engine.clone();
         let component = tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
             .await

@@ -8,6 +8,8 @@
 //! exponential backoff, and the whole operation fails after `retry.timeout`.
 //! A 412 (precondition failed) is permanent: it is how create-only writes and
 //! generation-matched replacements report that someone else got there first.
+//! Each retry is logged (WARN) with what failed, and a final error says what
+//! was tried: the endpoint, how long, and the retry limits.
 //!
 //! Deleting is not in the crate's JSON-API client (it is part of the gRPC
 //! `StorageControl`, which emulators do not serve), so [`GcsClient::delete`]
@@ -18,7 +20,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use google_cloud_auth::credentials::{self, Credentials};
 use google_cloud_gax::exponential_backoff::ExponentialBackoffBuilder;
-use google_cloud_gax::retry_policy::RetryPolicyExt;
+use google_cloud_gax::retry_policy::{RetryPolicy, RetryPolicyExt};
+use google_cloud_gax::retry_result::RetryResult;
+use google_cloud_gax::retry_state::RetryState;
+use google_cloud_gax::throttle_result::ThrottleResult;
 use google_cloud_storage::client::Storage;
 use google_cloud_storage::retry_policy::RetryableErrors;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -119,7 +124,9 @@ impl GcsClient {
         let endpoint = settings.endpoint.clone().unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned());
         let mut builder = Storage::builder()
             .with_credentials(credentials.clone())
-            .with_retry_policy(RetryableErrors.with_attempt_limit(retry.max_attempts).with_time_limit(retry.timeout))
+            .with_retry_policy(Logged(
+                RetryableErrors.with_attempt_limit(retry.max_attempts).with_time_limit(retry.timeout),
+            ))
             .with_backoff_policy(backoff)
             .with_resumable_upload_threshold(settings.resumable_upload_threshold);
         if settings.endpoint.is_some() {
@@ -323,17 +330,37 @@ impl GcsClient {
         self.delete(&name).await.map_err(|e| explain(e, "delete", "storage.objects.delete"))
     }
 
-    /// Run one client call under the overall deadline and classify its error.
+    /// Run one client call under the overall deadline and classify its error;
+    /// one that took retries says what was tried.
     async fn bounded<T>(
         &self,
         name: &str,
         what: &str,
         call: impl Future<Output = google_cloud_storage::Result<T>>,
     ) -> Result<T, GcsError> {
-        let timeout = self.settings.retry.timeout;
+        let retry = &self.settings.retry;
+        let timeout = retry.timeout;
+        let started = tokio::time::Instant::now();
         match tokio::time::timeout(timeout, Box::pin(call)).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(classify(&e, &format!("cannot {what} {}", self.url(name)))),
+            Ok(Err(e)) => {
+                let mut error = classify(&e, &format!("cannot {what} {}", self.url(name)));
+                let elapsed = started.elapsed();
+                if e.http_status_code().is_none() && (e.is_connect() || e.is_transport() || e.is_io()) {
+                    error.message =
+                        format!("cannot {what} {}: cannot reach {}: {}", self.url(name), self.endpoint, root_cause(&e));
+                }
+                if elapsed >= retry.initial_backoff {
+                    error.message = format!(
+                        "{} (gave up after {:.1} s of retries: retry.max_attempts = {}, retry.timeout = {:?})",
+                        error.message,
+                        elapsed.as_secs_f64(),
+                        retry.max_attempts,
+                        retry.timeout
+                    );
+                }
+                Err(error)
+            }
             Err(_) => Err(GcsError {
                 kind: ErrorKind::Timeout,
                 message: format!("cannot {what} {}: no success within {timeout:?} (retry.timeout)", self.url(name)),
@@ -386,6 +413,41 @@ fn service_message(e: &google_cloud_storage::Error) -> Option<String> {
         return Some(m.to_owned());
     }
     e.status().map(|s| s.message.clone()).filter(|m| !m.is_empty())
+}
+
+/// The innermost error of `e`'s source chain: what actually failed
+/// (`Connection refused (os error 111)`), without the request URL around it.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+/// The client's retry policy, with every retry logged: a bucket that keeps
+/// failing is visible while it is retried, not only at the end.
+#[derive(Debug)]
+struct Logged<P>(P);
+
+impl<P: RetryPolicy> RetryPolicy for Logged<P> {
+    fn on_error(&self, state: &RetryState, error: google_cloud_gax::error::Error) -> RetryResult {
+        let result = self.0.on_error(state, error);
+        if let RetryResult::Continue(e) = &result {
+            let status = e.http_status_code().map(|s| format!("HTTP {s}: ")).unwrap_or_default();
+            tracing::warn!(attempt = state.attempt_count, error = %format!("{status}{}", root_cause(e)),
+                "GCS request failed; retrying");
+        }
+        result
+    }
+
+    fn on_throttle(&self, state: &RetryState, error: google_cloud_gax::error::Error) -> ThrottleResult {
+        self.0.on_throttle(state, error)
+    }
+
+    fn remaining_time(&self, state: &RetryState) -> Option<Duration> {
+        self.0.remaining_time(state)
+    }
 }
 
 /// Up to 50 % off, so daemons retrying together spread out.

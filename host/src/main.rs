@@ -1,6 +1,7 @@
 //! The `siphon` command line: `run` (daemon), `collect` (one run now),
-//! `check` (validate config and components, probe the buckets), `inspect`
-//! (describe a `.wasm`), `state show|reset` (look at or move a checkpoint).
+//! `check` (validate config and components, probe the buckets), `status`
+//! (the running daemon's per-source table), `inspect` (describe a `.wasm`),
+//! `state show|reset` (look at or move a checkpoint).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -9,10 +10,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use siphon::config::{Settings, SinkTarget, StateSettings};
+use siphon::config::{SecretsMode, Settings, SinkTarget, StateSettings};
 use siphon::engine::SiphonEngine;
 use siphon::runner::{self, RunReport};
-use siphon::scheduler::{self, SchedulerOptions};
 use siphon::services::Runtime;
 use siphon::telemetry::{self, LogFormat};
 
@@ -30,7 +30,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the daemon: every enabled source on its schedule until SIGTERM/SIGINT.
+    /// Run the daemon: every enabled source on its schedule until
+    /// SIGTERM/SIGINT; SIGHUP reloads the config and the collectors.
     Run {
         /// Configuration file.
         #[arg(long, short)]
@@ -48,6 +49,18 @@ enum Command {
     /// state are writable (GCS: a probe object is created, read and deleted);
     /// exit 1 on any problem.
     Check {
+        /// Configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Do not contact the sink or the state store (for CI, where the
+        /// buckets are out of reach); everything else is checked.
+        #[arg(long)]
+        offline: bool,
+    },
+    /// Print each source's state, last run, last success and next run, as
+    /// the running daemon reports them (`[http] listen`), or from the state
+    /// store when no daemon answers. Needs no vendor secrets.
+    Status {
         /// Configuration file.
         #[arg(long, short)]
         config: PathBuf,
@@ -114,16 +127,25 @@ fn main() -> ExitCode {
 
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Run { config } => daemon(&config).await,
+        Command::Run { config } => {
+            siphon::daemon::run(&config, siphon::daemon::os_signals()?).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Collect { config, source } => collect(&config, &source).await,
-        Command::Check { config } => check(&config).await,
+        Command::Check { config, offline } => check(&config, offline).await,
         Command::Inspect { file } => inspect(&file).await,
+        Command::Status { config } => {
+            print!("{}", siphon::status_cli::status(&load_without_secrets(&config)?).await?);
+            Ok(ExitCode::SUCCESS)
+        }
+        // Checkpoints need no vendor token: secrets are not read.
         Command::State { action: StateCommand::Show { config, source } } => {
-            print!("{}", siphon::state_cli::show(&load(&config)?, &source).await?);
+            print!("{}", siphon::state_cli::show(&load_without_secrets(&config)?, &source).await?);
             Ok(ExitCode::SUCCESS)
         }
         Command::State { action: StateCommand::Reset { config, source, to, force } } => {
-            print!("{}", siphon::state_cli::reset(&load(&config)?, &source, to, force).await?);
+            let settings = load_without_secrets(&config)?;
+            print!("{}", siphon::state_cli::reset(&settings, &source, to, force).await?);
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -133,41 +155,8 @@ fn load(config: &Path) -> anyhow::Result<Settings> {
     Ok(Settings::load(config)?)
 }
 
-async fn daemon(config: &Path) -> anyhow::Result<ExitCode> {
-    let settings = load(config)?;
-    if let Some(addr) = settings.metrics.listen {
-        telemetry::init_metrics(addr)?;
-    }
-    let runtime = Arc::new(Runtime::from_settings(&settings, None).await?);
-    let options = SchedulerOptions {
-        max_concurrent_runs: settings.engine.max_concurrent_runs,
-        shutdown_grace: settings.engine.shutdown_grace,
-        run_on_start: settings.engine.run_on_start,
-    };
-    tracing::info!(config = %config.display(), sink = %runtime.sink.describe(), state = %runtime.state.describe(),
-        "siphon started");
-    scheduler::run(runtime, options, shutdown_signal()).await;
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "Cannot listen for SIGTERM; only SIGINT stops siphon");
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("Shutdown signal received");
+fn load_without_secrets(config: &Path) -> anyhow::Result<Settings> {
+    Ok(Settings::load_with(config, SecretsMode::Skip)?)
 }
 
 async fn collect(config: &Path, source: &str) -> anyhow::Result<ExitCode> {
@@ -210,9 +199,10 @@ fn print_report(r: &RunReport) {
     println!("elapsed:   {:.2?}", r.elapsed);
 }
 
-async fn check(config: &Path) -> anyhow::Result<ExitCode> {
+async fn check(config: &Path, offline: bool) -> anyhow::Result<ExitCode> {
     let settings = load(config)?;
-    let runtime = Runtime::from_settings(&settings, None).await?;
+    let runtime =
+        if offline { Runtime::offline(&settings).await? } else { Runtime::from_settings(&settings, None).await? };
     // Values only the collector can judge (ranges, formats), before any run.
     let mut problems = Vec::new();
     for s in runtime.sources() {
@@ -239,6 +229,10 @@ async fn check(config: &Path) -> anyhow::Result<ExitCode> {
             bytesize::ByteSize::b(limits.memory_budget_total()),
             parts.join(" + ")
         );
+    }
+    if offline {
+        println!("ok: sink and state not contacted (--offline)");
+        return Ok(ExitCode::SUCCESS);
     }
     println!("ok: sink: {}; state: {}", runtime.sink.describe(), runtime.state.describe());
     if matches!(settings.sink.target, SinkTarget::Gcs(_)) || matches!(settings.state, StateSettings::Gcs { .. }) {

@@ -71,7 +71,7 @@ impl RunError {
             RunError::SecretInRecord(_) => "invalid_record",
             RunError::Panic(_) => "panic",
             RunError::Trap(_) => "trap",
-            RunError::Delivery(DeliveryError::Busy { .. }) => "busy",
+            RunError::Delivery(DeliveryError::Busy { .. } | DeliveryError::BusyRace { .. }) => "busy",
             RunError::Delivery(_) => "delivery",
         }
     }
@@ -335,6 +335,12 @@ fn finish(mut report: RunReport, clock: Instant) -> RunReport {
                 "Run succeeded"
             );
             crate::telemetry::run_finished(&report.source, "ok", report.elapsed);
+        }
+        // Another run holds the source: nothing failed and nothing was
+        // touched; the run that holds it delivers.
+        Err(error) if error.kind() == "busy" => {
+            tracing::info!(%error, elapsed_ms, "Run skipped: the source is busy");
+            crate::telemetry::run_finished(&report.source, error.kind(), report.elapsed);
         }
         Err(error) => {
             tracing::error!(

@@ -62,7 +62,22 @@ impl Runtime {
     pub async fn from_settings(settings: &Settings, only: Option<&str>) -> anyhow::Result<Runtime> {
         let engine = SiphonEngine::new(Some(&settings.engine.cache_dir))?;
         let (sink, state) = backends(settings).await?;
-        let mut runtime = Runtime::new(engine, sink, state, settings.sink.clone());
+        Runtime::new(engine, sink, state, settings.sink.clone()).with_sources(settings, only).await
+    }
+
+    /// Like [`Runtime::from_settings`] without touching the sink, the state
+    /// store or the compile cache (in-memory stand-ins take their place): for
+    /// checking a config where its buckets and directories are out of reach
+    /// (`siphon check --offline`, e.g. in CI).
+    pub async fn offline(settings: &Settings) -> anyhow::Result<Runtime> {
+        let engine = SiphonEngine::new(None)?;
+        let sink = Arc::new(crate::sink::memory::MemorySink::default());
+        let state = Arc::new(crate::state::memory::MemoryStateStore::default());
+        Runtime::new(engine, sink, state, settings.sink.clone()).with_sources(settings, None).await
+    }
+
+    async fn with_sources(mut self, settings: &Settings, only: Option<&str>) -> anyhow::Result<Runtime> {
+        let runtime = &mut self;
         let mut problems = Vec::new();
         for (name, spec) in &settings.sources {
             if only.is_some_and(|o| o != name) {
@@ -81,7 +96,7 @@ impl Runtime {
         if !problems.is_empty() {
             anyhow::bail!("{}:\n  - {}", settings.path.display(), problems.join("\n  - "));
         }
-        Ok(runtime)
+        Ok(self)
     }
 
     /// Load a source's collector and check its settings against the
@@ -90,6 +105,22 @@ impl Runtime {
         let name = spec.name.clone();
         let collector =
             self.engine.load(&spec.collector).await.map_err(|e| format!("sources.{name}.collector: {e}"))?;
+        let source = self.build_source(spec, collector, upstream).await?;
+        self.sources.insert(name, source);
+        Ok(())
+    }
+
+    /// A source ready to run with an already loaded `collector`, its
+    /// settings checked against the collector's declaration (errors one line
+    /// each, naming the field). Not added to this runtime's own sources: the
+    /// daemon's scheduler keeps the current set across reloads.
+    pub async fn build_source(
+        &self,
+        spec: SourceSpec,
+        collector: LoadedCollector,
+        upstream: Arc<dyn Upstream>,
+    ) -> Result<Arc<SourceRuntime>, String> {
+        let name = spec.name.clone();
         if let Err(mut problems) = check_settings(&spec, &collector) {
             // The collector judges the values too (ranges, formats): name those problems in the
             // same report, except for keys named already.
@@ -109,8 +140,7 @@ impl Runtime {
                 .with_redactor(spec.secrets.redactor()),
         );
         let layout = Layout::new(&self.sink_settings, &name, &spec.prefix);
-        self.sources.insert(name, Arc::new(SourceRuntime { spec: Arc::new(spec), collector, egress, layout }));
-        Ok(())
+        Ok(Arc::new(SourceRuntime { spec: Arc::new(spec), collector, egress, layout }))
     }
 
     /// A loaded source by name.

@@ -48,6 +48,15 @@ pub struct PendingCommit {
 /// Opaque version of a stored state, used for conditional writes.
 pub type Generation = u64;
 
+/// A generation a writer expected or found, for messages: `generation 3`,
+/// or `no state` where there was none.
+pub fn generation_text(generation: Option<Generation>) -> String {
+    match generation {
+        Some(g) => format!("generation {g}"),
+        None => "no state".to_owned(),
+    }
+}
+
 /// A state as loaded, with the generation to name when replacing it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stored {

@@ -3,12 +3,13 @@
 //! Logs are `tracing` events with `source`, `collector` and `run_id` fields
 //! (one span per run). Metrics are named `siphon_<noun>_<unit>_total` with
 //! low-cardinality labels (source name, outcome), exported for Prometheus
-//! when `[metrics] listen` is set.
+//! on the daemon's `[http]` listener.
 
-use std::net::SocketAddr;
+use std::io::IsTerminal;
 use std::time::Duration;
 
 use anyhow::Context;
+use metrics_exporter_prometheus::PrometheusHandle;
 use tracing_subscriber::EnvFilter;
 
 /// Log output format.
@@ -21,23 +22,48 @@ pub enum LogFormat {
 }
 
 /// Install the global tracing subscriber. `RUST_LOG` overrides the default
-/// filter (`info`, with wasmtime's internals at `warn`).
+/// filter (`info`, with wasmtime's internals at `warn`). Text logs are
+/// coloured only when stderr is a terminal and `NO_COLOR` is unset: a file,
+/// a pipe or journald gets plain text.
 pub fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,wasmtime=warn,cranelift=warn,wasmtime_wasi_http=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
 }
 
-/// Serve Prometheus metrics on `addr` (`GET /metrics`).
-pub fn init_metrics(addr: SocketAddr) -> anyhow::Result<()> {
+/// Record metrics from now on; the returned handle renders them for
+/// `/metrics` (see `http_server`). Its owner must call `run_upkeep`
+/// periodically (histogram buckets are otherwise never drained).
+pub fn init_metrics() -> anyhow::Result<PrometheusHandle> {
     metrics_exporter_prometheus::PrometheusBuilder::new()
-        .with_http_listener(addr)
-        .install()
-        .with_context(|| format!("cannot serve metrics on {addr}"))
+        .install_recorder()
+        .context("cannot install the metrics recorder")
+}
+
+/// A reload (SIGHUP) ended: `applied` or `refused`.
+pub fn config_reloaded(outcome: &'static str) {
+    metrics::counter!("siphon_config_reloads_total", "outcome" => outcome).increment(1);
+    if outcome == "applied" {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        metrics::gauge!("siphon_config_last_reload_success_timestamp_seconds").set(now.as_secs_f64());
+    }
+}
+
+/// How far `source` is behind its schedule, and how far it may be before
+/// the status page calls it stale: alert on `behind > stale_after`.
+pub fn source_lag(source: &str, behind_s: u64, stale_after_s: u64) {
+    metrics::gauge!("siphon_source_behind_seconds", "source" => source.to_owned()).set(behind_s as f64);
+    metrics::gauge!("siphon_source_stale_after_seconds", "source" => source.to_owned()).set(stale_after_s as f64);
+}
+
+/// Whether the last probe of the sink and state store succeeded (1) or not (0).
+pub fn backends_probed(ok: bool) {
+    metrics::gauge!("siphon_backends_up").set(if ok { 1.0 } else { 0.0 });
 }
 
 /// An outbound request finished with `outcome` (status code, `denied`,

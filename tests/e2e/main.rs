@@ -19,5 +19,7 @@ mod ibm_verify;
 mod mimecast;
 mod mulesoft;
 mod netskope;
+mod ops;
 mod rate;
+mod reload;
 mod vendor;

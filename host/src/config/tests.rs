@@ -134,3 +134,40 @@ fn the_shipped_example_config_parses() {
     assert!(source.secrets.contains_key("api_token"));
     assert!(Cron::from_str(&source.schedule).is_ok());
 }
+
+#[test]
+fn the_http_listener_defaults_to_loopback_and_accepts_the_older_metrics_table() {
+    let dir = dir_with_wasm();
+    let source = "[sources.ns]\ncollector = \"c.wasm\"\nschedule = \"* * * * *\"\nallowed_hosts = [\"h.com\"]\n";
+    let s = load(dir.path(), &format!("{BASE}\n[http]\n{source}")).unwrap();
+    let http = s.http.expect("[http] turns the listener on");
+    assert_eq!(http.listen.to_string(), "127.0.0.1:9464");
+    assert_eq!(http.probe_interval, Duration::from_secs(60));
+    let s = load(dir.path(), &format!("{BASE}\n[metrics]\nlisten = \"127.0.0.1:9999\"\n{source}")).unwrap();
+    assert_eq!(s.http.expect("on").listen.to_string(), "127.0.0.1:9999");
+    assert!(load(dir.path(), &format!("{BASE}\n{source}")).unwrap().http.is_none(), "off without either");
+    let both = format!("{BASE}\n[metrics]\nlisten = \"127.0.0.1:1\"\n[http]\n{source}");
+    let e = load(dir.path(), &both).unwrap_err().to_string();
+    assert!(e.contains("metrics.listen: `[metrics]` is the older name of `[http]`"), "{e}");
+    let e = load(dir.path(), &format!("{BASE}\n[engine]\nwatch = \"10ms\"\n{source}")).unwrap_err().to_string();
+    assert!(e.contains("engine.watch: must be at least 1s"), "{e}");
+}
+
+#[test]
+fn tools_that_run_no_collector_load_a_config_without_its_secrets() {
+    let dir = dir_with_wasm();
+    let text = format!(
+        "{BASE}\n[sources.ns]\ncollector = \"c.wasm\"\nschedule = \"* * * * *\"\nallowed_hosts = [\"h.com\"]\n\
+         secrets = {{ api_token = {{ env = \"SIPHON_CFG_TEST_SURELY_UNSET\" }}, other = {{ file = \"nope.txt\" }} }}\n"
+    );
+    let path = dir.path().join("siphon.toml");
+    std::fs::write(&path, &text).unwrap();
+    let e = Settings::load(&path).unwrap_err().to_string();
+    assert!(e.contains("SIPHON_CFG_TEST_SURELY_UNSET") && e.contains("nope.txt"), "{e}");
+    let s = Settings::load_with(&path, SecretsMode::Skip).expect("no secret is read");
+    assert_eq!(s.sources["ns"].secrets.get("api_token"), None);
+    let bad = text.replace("{ file = \"nope.txt\" }", "{ file = \"a\", env = \"B\" }");
+    std::fs::write(&path, bad).unwrap();
+    let e = Settings::load_with(&path, SecretsMode::Skip).unwrap_err().to_string();
+    assert!(e.contains("secrets.other: set exactly one of `env` or `file`"), "{e}");
+}

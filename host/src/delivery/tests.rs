@@ -342,3 +342,56 @@ async fn a_live_lease_keeps_a_second_run_out_until_released() {
     open_as(lease("second", "host-b")).await.expect("the lease was released");
     assert_eq!(stored(&state).await.lease.map(|l| l.run_id).as_deref(), Some("second"));
 }
+
+/// A state store whose first write of a new state loses to `competitor`,
+/// written just before it: the other run of a first-write race.
+struct RacedStore {
+    inner: MemoryStateStore,
+    competitor: std::sync::Mutex<Option<SourceState>>,
+}
+
+#[async_trait]
+impl StateStore for RacedStore {
+    fn describe(&self) -> String {
+        "raced test store".into()
+    }
+    async fn load(&self, source: &str) -> Result<Option<crate::state::Stored>, StateError> {
+        self.inner.load(source).await
+    }
+    async fn store(
+        &self,
+        source: &str,
+        state: &SourceState,
+        expected: Option<crate::state::Generation>,
+    ) -> Result<crate::state::Generation, StateError> {
+        let competitor = self.competitor.lock().unwrap().take();
+        if let Some(other) = competitor {
+            self.inner.store(source, &other, None).await?;
+        }
+        self.inner.store(source, state, expected).await
+    }
+}
+
+#[tokio::test]
+async fn losing_the_first_write_race_is_busy_not_a_broken_checkpoint() {
+    let t = Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap();
+    let mut other = Lease::for_run("other", Utc::now(), std::time::Duration::from_secs(60));
+    other.host = "host-b".into();
+    // The winner still holds the source, or has finished and released it.
+    for (held, expected) in [
+        (Some(other), "source `src` is busy: run other on host host-b"),
+        (None, "source `src` is busy: another run took it at the same moment"),
+    ] {
+        let competitor = SourceState { version: STATE_VERSION, lease: held, ..Default::default() };
+        let store = RacedStore { inner: MemoryStateStore::default(), competitor: Some(competitor).into() };
+        let ours = Lease::for_run("ours", t, std::time::Duration::from_secs(60));
+        let result =
+            Delivery::open("src", Arc::new(MemorySink::default()), Arc::new(store), layout(2), t, 1 << 20, ours).await;
+        let Err(err) = result else { panic!("the losing run got in") };
+        let text = err.to_string();
+        assert!(text.contains(expected), "{text}");
+        assert!(!text.contains("None") && !text.contains("Some("), "{text}");
+        let kind = crate::runner::RunError::Delivery(err).kind();
+        assert_eq!(kind, "busy");
+    }
+}

@@ -112,11 +112,17 @@ impl StateStore for GcsStateStore {
                     Some((found, generation)) if found == body => to_generation(generation, &location),
                     Some((_, generation)) => Err(StateError::Conflict {
                         source_name: source.to_owned(),
-                        detail: format!("{location} is at generation {generation}, this run read {expected:?}"),
+                        detail: format!(
+                            "{location} is at generation {generation}, this run read {}",
+                            super::generation_text(expected)
+                        ),
                     }),
                     None => Err(StateError::Conflict {
                         source_name: source.to_owned(),
-                        detail: format!("{location} was deleted since this run read generation {expected:?}"),
+                        detail: format!(
+                            "{location} was deleted since this run read {}",
+                            super::generation_text(expected)
+                        ),
                     }),
                 }
             }

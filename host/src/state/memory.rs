@@ -34,7 +34,11 @@ impl StateStore for MemoryStateStore {
         if current != expected {
             return Err(StateError::Conflict {
                 source_name: source.to_owned(),
-                detail: format!("expected generation {expected:?}, found {current:?}"),
+                detail: format!(
+                    "expected {}, found {}",
+                    super::generation_text(expected),
+                    super::generation_text(current)
+                ),
             });
         }
         let generation = current.map_or(1, |g| g + 1);

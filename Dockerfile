@@ -1,0 +1,42 @@
+# syntax=docker/dockerfile:1
+#
+# siphon: the host and the collector components in one image.
+#
+#   docker build -t siphon .
+#   docker run --rm -p 127.0.0.1:9464:9464 \
+#     -v "$PWD/siphon.toml:/etc/siphon/config/siphon.toml:ro" siphon
+#
+# Stage 1 builds the host (release) and every collector under guests/ for
+# wasm32-wasip2; stage 2 is a small Debian with the binary, the collectors
+# under /opt/siphon/collectors, and a non-root user. Kubernetes manifests:
+# examples/kubernetes/.
+
+FROM rust:1-bookworm AS build
+WORKDIR /src
+RUN rustup target add wasm32-wasip2
+COPY . .
+RUN cargo build --release --locked -p siphon \
+ && make guests WASM_STD=rustup \
+ && mkdir -p /out/collectors \
+ && for manifest in guests/*/Cargo.toml; do \
+      grep -Eq '^crate-type *=.*"cdylib"' "$manifest" || continue; \
+      crate=$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$manifest" | head -n1 | tr - _); \
+      cp "target/guests/$crate.wasm" /out/collectors/; \
+    done
+
+FROM debian:bookworm-slim
+# CA roots for the vendors' and Google's TLS endpoints.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --user-group --home-dir /nonexistent --shell /usr/sbin/nologin siphon \
+ && install -d -o siphon -g siphon -m 0700 /var/cache/siphon /var/lib/siphon
+COPY --from=build /src/target/release/siphon /usr/local/bin/siphon
+COPY --from=build /out/collectors/ /opt/siphon/collectors/
+USER 10001:10001
+# Status page, /status, /healthz, /readyz, /metrics (when [http] listen is set).
+EXPOSE 9464
+# siphon runs as PID 1: it handles SIGTERM (drain), SIGINT and SIGHUP
+# (reload) itself and starts no child processes.
+ENTRYPOINT ["/usr/local/bin/siphon"]
+CMD ["run", "--config", "/etc/siphon/config/siphon.toml"]
