@@ -151,11 +151,8 @@ impl Layout {
             ndjson.extend_from_slice(r.as_bytes());
             ndjson.push(b'\n');
         }
-        let (body, content_encoding) = if self.gzip {
-            (gzip::compress(&ndjson)?, Some("gzip"))
-        } else {
-            (ndjson, None)
-        };
+        let (body, content_encoding) =
+            if self.gzip { (gzip::compress(&ndjson)?, Some("gzip")) } else { (ndjson, None) };
         Ok(Object {
             body: Bytes::from(body),
             content_type: "application/x-ndjson",
