@@ -14,6 +14,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
+//! use siphon_tests::mock::Streams;
 //! use siphon_tests::mock::maas360::{MockConfig, MockMaas360};
 //! let mock = MockMaas360::start(MockConfig::default()).await?;
 //! mock.state().add("admin_logins", 30);
@@ -57,6 +58,9 @@ pub struct MockConfig {
     pub token_lifetime_ms: u64,
     /// `count` in envelopes: the total (true) or the items on the page (false).
     pub count_is_total: bool,
+    /// When set, an access token works for this many data calls, then answers 401 "Token
+    /// expired": a forced expiry in the middle of every longer run.
+    pub token_calls: Option<usize>,
     /// The device filter `lastReportedAfterInEpochms` includes its own value.
     pub inclusive_device_filter: bool,
     /// The seeded records lie within this many ms before the start.
@@ -77,6 +81,7 @@ impl Default for MockConfig {
             app_access_key: "Xk29fQ7pLm".into(),
             token_lifetime_ms: 3_600_000,
             count_is_total: false,
+            token_calls: None,
             inclusive_device_filter: true,
             history_ms: 2 * 3_600_000,
             log_requests: false,
@@ -133,8 +138,8 @@ pub struct Tenant {
 
 #[derive(Default)]
 struct Auth {
-    /// Access token → expiry (epoch ms).
-    tokens: HashMap<String, u64>,
+    /// Access token → expiry (epoch ms) and data calls made with it.
+    tokens: HashMap<String, (u64, usize)>,
     /// Refresh tokens that may still be used (each once).
     refresh: Vec<String>,
     issued: Vec<String>,
@@ -255,7 +260,7 @@ impl Tenant {
         let auth = &mut self.auth;
         auth.serial += 1;
         let token = format!("mtok-{:06}-{:08x}", auth.serial, fastrand(auth.serial));
-        auth.tokens.insert(token.clone(), now + self.cfg.token_lifetime_ms);
+        auth.tokens.insert(token.clone(), (now + self.cfg.token_lifetime_ms, 0));
         auth.issued.push(token.clone());
         let mut fields = vec![("authToken", token)];
         if with_refresh {
@@ -292,8 +297,12 @@ impl Tenant {
             Some((n, refresh_too)) => auth.expire_after = Some((n - 1, refresh_too)),
             None => {}
         }
-        match auth.tokens.get(token) {
-            Some(&until) if until > self.clock.now() => Ok(()),
+        let (now, limit) = (self.clock.now(), self.cfg.token_calls.unwrap_or(usize::MAX));
+        match auth.tokens.get_mut(token) {
+            Some((until, calls)) if *until > now && *calls < limit => {
+                *calls += 1;
+                Ok(())
+            }
             Some(_) => Err("Token expired"),
             None => Err("Token invalid"),
         }

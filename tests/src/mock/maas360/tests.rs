@@ -105,6 +105,10 @@ fn data_calls_need_the_quoted_token_and_tokens_expire() {
     t.expire_tokens_after(1, false);
     assert_eq!(get(&mut t, &token, &path).status, 200);
     assert_eq!(get(&mut t, &token, &path).status, 401, "expired after one more call");
+    let mut t = Tenant::new(MockConfig { token_calls: Some(2), ..MockConfig::default() }, Clock::manual(T0));
+    let (token, _) = login(&mut t);
+    let calls: Vec<u16> = (0..3).map(|_| get(&mut t, &token, &path).status).collect();
+    assert_eq!(calls, [200, 200, 401], "a token good for two calls");
     let auth = format!("MaaS token=\"{}\"", login(&mut t).0);
     let no_json = t.handle(&request("GET", &path, &[("authorization", &auth)], ""));
     assert!(String::from_utf8_lossy(&no_json.body).starts_with("<actionHistory>"), "XML without Accept JSON");
