@@ -20,6 +20,7 @@ mod mimecast;
 mod mulesoft;
 mod netskope;
 mod ops;
+mod python;
 mod rate;
 mod reload;
 mod vendor;

@@ -7,6 +7,7 @@
 //! A new vendor adds `vendor/<name>.rs` with its row and tenant, and a line in [`CASES`].
 
 mod ibm_verify;
+mod ibm_verify_py;
 mod maas360;
 mod mimecast;
 mod mulesoft;
@@ -17,6 +18,7 @@ use std::any::Any;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use siphon_tests::config::SourceToml;
@@ -24,13 +26,21 @@ use siphon_tests::mock::VendorMock;
 use siphon_tests::mock::server::{Fault, FaultRule};
 
 pub use ibm_verify::{VerifyTenant, source as verify_source};
+pub use ibm_verify_py::{VerifyPyTenant, warm_compile_cache, warm_compile_cache_blocking};
 pub use mimecast::MimecastTenant;
 pub use mulesoft::{Mulesoft, MulesoftTenant, source as mulesoft_source};
 pub use netskope::{Netskope, NetskopeTenant, source as netskope_source};
 
 /// Every vendor row, in the order the suite runs them.
-pub const CASES: &[&dyn VendorCase] =
-    &[&Netskope, &ibm_verify::IbmVerify, &Mulesoft, &maas360::Maas360, &mimecast::MimecastV2, &mimecast::MimecastV1];
+pub const CASES: &[&dyn VendorCase] = &[
+    &Netskope,
+    &ibm_verify::IbmVerify,
+    &ibm_verify_py::IbmVerifyPy,
+    &Mulesoft,
+    &maas360::Maas360,
+    &mimecast::MimecastV2,
+    &mimecast::MimecastV1,
+];
 
 /// One vendor of the table.
 #[async_trait]
@@ -68,6 +78,12 @@ pub trait Tenant: Send + Sync {
     /// HTTP status, unless the vendor refuses otherwise (MaaS360: HTTP 200 with an `errorCode`).
     fn refusal(&self) -> Vec<&'static str> {
         vec!["401", "403"]
+    }
+
+    /// How long after `siphon collect` starts the crash loop's random kills may land: about the
+    /// time a run of this row's collector takes, start-up included, so that kills hit every step.
+    fn kill_window(&self) -> Duration {
+        Duration::from_millis(600)
     }
 
     /// The key of a delivered record (a sink line), as the mock's keys have it.

@@ -170,7 +170,7 @@ async fn every_vendor_delivers_exactly_once_through_50_sigkills() {
         let tenant = case.start(150).await;
         // Small objects: several per commit, so kills also land between objects.
         let (install, config) = install(case, tenant.as_ref(), "max_records = 7");
-        let plan = Plan { kills: 50, max_new: 40, window: Duration::from_millis(600), targets: Vec::new() };
+        let plan = Plan { kills: 50, max_new: 40, window: tenant.kill_window(), targets: Vec::new() };
         let read = async || sink_keys(&install, tenant.as_ref());
         let report = crash_loop(&config, case.name(), tenant.as_ref(), plan, read).await;
         println!("{}", report.line(&format!("{} local/local", case.name())));
