@@ -24,6 +24,9 @@ const CHUNK: usize = 1 << 20;
 /// deflate's window: how much of the previous chunk primes the next.
 const WINDOW: usize = 32 << 10;
 
+/// One compressed chunk: raw deflate, the CRC-32 and length of its input.
+type Deflated = (Vec<u8>, u32, usize);
+
 /// Compresses `data` as one gzip member at the default level.
 pub fn compress(data: &[u8]) -> std::io::Result<Vec<u8>> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
@@ -35,7 +38,7 @@ pub fn compress(data: &[u8]) -> std::io::Result<Vec<u8>> {
     let chunks: Vec<(usize, &[u8])> = data.chunks(CHUNK).enumerate().collect();
     let last = chunks.len() - 1;
     let per_thread = chunks.len().div_ceil(threads);
-    let results: Vec<std::io::Result<Vec<(Vec<u8>, u32, usize)>>> = std::thread::scope(|scope| {
+    let results: Vec<std::io::Result<Vec<Deflated>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = chunks
             .chunks(per_thread)
             .map(|batch| {
