@@ -112,7 +112,7 @@ impl Reloader {
         };
         let table = split_table(text, path)?;
         let prepared = empty.build(runtime, settings, table).await?;
-        let on_disk = disk_signature(path, settings.sources.values().map(|s| s.collector.as_path()));
+        let on_disk = disk_signature(path);
         Ok(Reloader {
             path: path.to_owned(),
             on_disk,
@@ -138,17 +138,17 @@ impl Reloader {
     }
 
     /// Whether the config file's content, or the size or modification time
-    /// of a collector file it names, differs from when the last reload (or
-    /// the start) read them. Cheap enough to ask every few seconds
+    /// of a collector or secret file it names, differs from when the last
+    /// reload (or the start) read them. Cheap enough to ask every few seconds
     /// (`engine.watch`).
     pub fn changed_on_disk(&self) -> bool {
-        disk_signature(&self.path, collectors_named(&self.path).iter().map(PathBuf::as_path)) != self.on_disk
+        disk_signature(&self.path) != self.on_disk
     }
 
     /// Remember the files as they are now (after a reload, applied or refused,
     /// so that a refused config is not tried again until it changes).
     fn remember_disk(&mut self) {
-        self.on_disk = disk_signature(&self.path, collectors_named(&self.path).iter().map(PathBuf::as_path));
+        self.on_disk = disk_signature(&self.path);
     }
 
     /// Read the config file and the collectors again and build everything
@@ -272,22 +272,31 @@ fn fingerprint(table: Option<&toml::Value>, sha256: &str, spec: &SourceSpec) -> 
     hex::encode(hash.finalize())
 }
 
-/// The collector files the config at `path` names (none when it does not
-/// parse: then its text alone tells a change).
-fn collectors_named(path: &Path) -> Vec<PathBuf> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    match Settings::from_toml_with(&text, path, crate::config::SecretsMode::Skip) {
-        Ok(s) => s.sources.values().map(|s| s.collector.clone()).collect(),
-        Err(_) => Vec::new(),
+/// The collector and secret files the config text names, resolved as the
+/// config resolves them (relative to its directory); none when the text is
+/// not TOML (then the text alone tells a change).
+fn files_named(config: &Path, text: &str) -> Vec<PathBuf> {
+    let base = config.parent().unwrap_or(Path::new("."));
+    let Ok(table) = text.parse::<toml::Table>() else { return Vec::new() };
+    let Some(sources) = table.get("sources").and_then(toml::Value::as_table) else { return Vec::new() };
+    let mut files = Vec::new();
+    for source in sources.values() {
+        files.extend(source.get("collector").and_then(toml::Value::as_str).map(PathBuf::from));
+        let secrets = source.get("secrets").and_then(toml::Value::as_table);
+        let secret_files = secrets.into_iter().flat_map(|t| t.values()).filter_map(|v| v.get("file")?.as_str());
+        files.extend(secret_files.map(PathBuf::from));
     }
+    files.into_iter().map(|f| if f.is_absolute() { f } else { base.join(f) }).collect()
 }
 
-/// The config file's content hash and each collector file's size and
-/// modification time.
-fn disk_signature<'a>(config: &Path, collectors: impl Iterator<Item = &'a Path>) -> String {
+/// The config file's content hash and each collector or secret file's size
+/// and modification time (a Kubernetes volume update replaces the file).
+fn disk_signature(config: &Path) -> String {
+    let text = std::fs::read(config).unwrap_or_default();
     let mut hash = Sha256::new();
-    hash.update(std::fs::read(config).unwrap_or_default());
-    for path in collectors {
+    hash.update(&text);
+    for path in files_named(config, &String::from_utf8_lossy(&text)) {
+        let path = path.as_path();
         let meta = std::fs::metadata(path).ok();
         let modified = meta.as_ref().and_then(|m| m.modified().ok());
         hash.update(format!("\0{}\0{:?}\0{:?}", path.display(), meta.map(|m| m.len()), modified));
@@ -334,4 +343,37 @@ pub async fn reload(
     status.reload_finished(&result.as_ref().map(Changes::describe).map_err(Clone::clone));
     reloader.remember_disk();
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_watch_covers_the_config_and_the_collector_and_secret_files_it_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("siphon.toml");
+        let text = "[sources.a]\ncollector = \"c.wasm\"\nsecrets = { t = { file = \"t.txt\" }, e = { env = \"X\" } }\n\
+                    [sources.b]\ncollector = \"/abs/b.wasm\"\n";
+        std::fs::write(&config, text).unwrap();
+        let mut files = files_named(&config, text);
+        files.sort();
+        assert_eq!(files, [PathBuf::from("/abs/b.wasm"), dir.path().join("c.wasm"), dir.path().join("t.txt")]);
+        std::fs::write(dir.path().join("t.txt"), "one").unwrap();
+        let before = disk_signature(&config);
+        assert_eq!(disk_signature(&config), before, "nothing changed");
+        std::fs::write(dir.path().join("t.txt"), "rotated").unwrap();
+        let rotated = disk_signature(&config);
+        assert_ne!(rotated, before, "a rotated secret file");
+        std::fs::write(&config, format!("{text}# edited\n")).unwrap();
+        assert_ne!(disk_signature(&config), rotated, "an edited config");
+        assert!(files_named(&config, "[sources.a").is_empty(), "not TOML: the text alone");
+    }
+
+    #[test]
+    fn changes_read_as_one_line() {
+        assert_eq!(Changes::default().describe(), "no changes");
+        let c = Changes { added: vec!["a".into()], changed: vec!["b".into(), "c".into()], ..Changes::default() };
+        assert_eq!(c.describe(), "added: a; changed: b, c");
+    }
 }

@@ -260,3 +260,46 @@ async fn sighup_adds_changes_replaces_and_removes_sources_and_refuses_bad_config
     let m = assert_exactly_once(&delivered(&install, &tenant, "beta"), &malware_at_removal);
     println!("alpha delivered {n} alerts and beta {m}, each exactly once, across 7 reloads of one process");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_engine_watch_an_edited_config_is_reloaded_without_a_signal() {
+    let tenant = NetskopeTenant::start(NetskopeTenant::config(50), &["dlp", "malware"]).await;
+    tenant.add_records(20);
+    let install = Install::for_tenant(&tenant);
+    let source = |types: &[&str]| {
+        tenant
+            .source("watched")
+            .schedule("*/2 * * * * *")
+            .set("index", "watch")
+            .set_raw("alert_types", &string_array(types))
+    };
+    let port = free_port();
+    // Rendered elsewhere and renamed into place, as a ConfigMap update lands:
+    // the watcher never sees half a file.
+    let config = install.path("siphon.toml");
+    let write = |types: &[&str]| {
+        let scratch = Install::new("unused");
+        let text = std::fs::read_to_string(daemon_config(&scratch, port, 4, &[source(types)])).expect("config");
+        let next = install.path("siphon.toml.next");
+        std::fs::write(&next, text.replace("[engine]\n", "[engine]\nwatch = \"1s\"\n")).expect("config");
+        std::fs::rename(&next, &config).expect("config in place");
+    };
+    write(&["dlp"]);
+    let daemon = Daemon::start(&install, &config, port).await;
+    caught_up(&install, &tenant, "watched", &["dlp"]).await;
+    // Kubernetes updates a mounted ConfigMap and sends no signal.
+    write(&["dlp", "malware"]);
+    let s = daemon
+        .wait_for(60, "the edit to be picked up", |s| {
+            s.config.last_reload.as_ref().is_some_and(|r| r.outcome == "applied")
+        })
+        .await;
+    assert_eq!(s.config.last_reload.map(|r| r.detail).as_deref(), Some("changed: watched"));
+    caught_up(&install, &tenant, "watched", &["dlp", "malware"]).await;
+    // An unchanged file is not reloaded again.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let log = daemon.stop().await;
+    assert_eq!(log.matches("changed on disk (engine.watch)").count(), 1, "{log}");
+    let expected: Vec<String> = ["dlp", "malware"].iter().flat_map(|s| tenant.mock.keys(s)).collect();
+    assert_exactly_once(&delivered(&install, &tenant, "watched"), &expected);
+}
