@@ -16,6 +16,7 @@ mod faults_gcs;
 mod gcs;
 mod hostile;
 mod ibm_verify;
+mod maas360;
 mod mimecast;
 mod mulesoft;
 mod netskope;

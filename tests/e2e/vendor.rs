@@ -27,6 +27,7 @@ use siphon_tests::mock::server::{Fault, FaultRule};
 
 pub use ibm_verify::{VerifyTenant, source as verify_source};
 pub use ibm_verify_py::{VerifyPyTenant, warm_compile_cache, warm_compile_cache_blocking};
+pub use maas360::Maas360Tenant;
 pub use mimecast::MimecastTenant;
 pub use mulesoft::{Mulesoft, MulesoftTenant, source as mulesoft_source};
 pub use netskope::{Netskope, NetskopeTenant, source as netskope_source};

@@ -9,7 +9,7 @@ mod login;
 use std::time::Duration;
 
 use siphon_sdk::auth::Session;
-use siphon_sdk::config::{Declared, Secret, Setting, parse};
+use siphon_sdk::config::{self, Declared, Secret, Setting, parse};
 use siphon_sdk::driver::{Budget, Checkpoint, collect_streams};
 use siphon_sdk::{Collector, Error, HostIo, Info, Io, Summary, export_collector};
 
@@ -19,18 +19,10 @@ pub use login::{Credentials, TOKEN_LIFETIME_MS};
 /// Checkpoint schema version.
 pub const CHECKPOINT_VERSION: u32 = 1;
 
-const BASE_URL: Setting<String> = Setting::new(
-    "base_url",
-    "The instance's web-services host, e.g. https://services.fiberlink.com (M1) or https://services.m3.maas360.com",
-    None,
-    parse::base_url,
-);
-const BILLING_ID: Setting<String> = Setting::new(
-    "billing_id",
-    "Account (billing) ID, shown as Account ID under the portal's profile menu",
-    None,
-    parse::alphanumeric,
-);
+const BASE_URL: Setting<String> =
+    Setting::new("base_url", "Web-services host, e.g. https://services.m3.maas360.com", None, parse::base_url);
+const BILLING_ID: Setting<String> =
+    Setting::new("billing_id", "Billing ID: the Account ID under the portal's profile menu", None, parse::alphanumeric);
 const APP_ID: Setting<String> =
     Setting::new("app_id", "App ID of the web-services access key (e.g. com.<billing id>.api)", None, parse::text);
 const USER_NAME: Setting<String> =
@@ -74,6 +66,10 @@ impl Collector for Maas360 {
 
     fn collect() -> Result<Summary, Error> {
         run(&mut HostIo)
+    }
+
+    fn validate() -> Vec<String> {
+        config::problems(&DECLARED, &HostIo)
     }
 }
 

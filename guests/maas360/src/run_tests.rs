@@ -164,6 +164,22 @@ fn each_bad_setting_is_a_config_error_naming_its_key() {
 }
 
 #[test]
+fn validate_names_every_problem_of_the_source_at_once() {
+    let t = tenant(0);
+    let mut io = io(&t).setting("page_size", "300").setting("streams", "devices, audit");
+    io.secrets.remove("password");
+    assert_eq!(
+        siphon_sdk::config::problems(&DECLARED, &io),
+        [
+            r#"setting `streams` = "devices, audit" is invalid: `audit` is not one of devices, action_history, admin_changes, admin_logins, compliance_events"#,
+            r#"setting `page_size` = "300" is invalid: must be one of 25, 50, 100, 200, 250"#,
+            "secret `password` is required",
+        ]
+    );
+    assert!(siphon_sdk::config::problems(&DECLARED, &super::run_tests::io(&t)).is_empty());
+}
+
+#[test]
 fn pages_every_list_to_its_end_then_a_second_run_collects_only_new_records() {
     let t = tenant(60);
     let mut io = io(&t);

@@ -26,8 +26,7 @@ impl VendorCase for Maas360 {
     }
 
     async fn start(&self, per_stream: usize) -> Box<dyn Tenant> {
-        let cfg = MockConfig { password: PASSWORD.into(), app_access_key: ACCESS_KEY.into(), ..MockConfig::default() };
-        let tenant = Maas360Tenant { mock: MockMaas360::start(cfg).await.expect("mock MaaS360 starts") };
+        let tenant = Maas360Tenant::start(Maas360Tenant::config()).await;
         tenant.add_records(per_stream);
         Box::new(tenant)
     }
@@ -37,6 +36,18 @@ impl VendorCase for Maas360 {
 pub struct Maas360Tenant {
     /// The mock, for MaaS360-specific checks (tokens, refreshes).
     pub mock: MockMaas360,
+}
+
+impl Maas360Tenant {
+    /// A mock config accepting [`PASSWORD`] and [`ACCESS_KEY`].
+    pub fn config() -> MockConfig {
+        MockConfig { password: PASSWORD.into(), app_access_key: ACCESS_KEY.into(), ..MockConfig::default() }
+    }
+
+    /// Starts the mock.
+    pub async fn start(cfg: MockConfig) -> Maas360Tenant {
+        Maas360Tenant { mock: MockMaas360::start(cfg).await.expect("mock MaaS360 starts") }
+    }
 }
 
 impl Tenant for Maas360Tenant {

@@ -187,7 +187,8 @@ async fn mulesoft(mut o: Options) -> anyhow::Result<Box<dyn VendorMock>> {
 }
 
 /// IBM MaaS360: the secret is the administrator's password; `--set` takes the rest of the login
-/// (`billing_id`, `app_id`, `user_name`, `app_access_key`), `token_minutes` and `count_is_total`.
+/// (`billing_id`, `app_id`, `user_name`, `app_access_key`), `token_minutes`, `token_calls` (a token
+/// dies after that many data calls) and `count_is_total`.
 /// Page sizes are the collector's (25, 50, 100, 200 or 250).
 async fn maas360(mut o: Options) -> anyhow::Result<Box<dyn VendorMock>> {
     let d = maas360::MockConfig::default();
@@ -199,11 +200,12 @@ async fn maas360(mut o: Options) -> anyhow::Result<Box<dyn VendorMock>> {
         password: o.secret.clone(),
         token_lifetime_ms: o.take::<u64>("token_minutes")?.map_or(d.token_lifetime_ms, |m| m * 60_000),
         count_is_total: o.take("count_is_total")?.unwrap_or(d.count_is_total),
+        token_calls: o.take("token_calls")?,
         log_requests: true,
         ..d
     };
     let addr = o.addr;
-    o.finish("maas360", "billing_id, app_id, user_name, app_access_key, token_minutes, count_is_total")?;
+    o.finish("maas360", "billing_id, app_id, user_name, app_access_key, token_minutes, token_calls, count_is_total")?;
     Ok(Box::new(maas360::MockMaas360::start_on(cfg, addr).await?))
 }
 
