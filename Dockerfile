@@ -6,8 +6,8 @@
 #   docker run --rm -p 127.0.0.1:9464:9464 \
 #     -v "$PWD/siphon.toml:/etc/siphon/config/siphon.toml:ro" siphon
 #
-# Stage 1 builds the host (release) and every collector under guests/ for
-# wasm32-wasip2; stage 2 is a small Debian with the binary, the collectors
+# Stage 1 builds the host (release) and every Rust collector under guests/
+# for wasm32-wasip2; stage 2 is a small Debian with the binary, the collectors
 # under /opt/siphon/collectors, and a non-root user. Kubernetes manifests:
 # examples/kubernetes/.
 
@@ -15,13 +15,16 @@ FROM rust:1-bookworm AS build
 WORKDIR /src
 RUN rustup target add wasm32-wasip2
 COPY . .
+# The collectors: every guests/* crate whose lib is a cdylib (as `make guests`
+# picks them, without the test guests and the Python toolchain).
 RUN cargo build --release --locked -p siphon \
- && make guests WASM_STD=rustup \
+ && crates=$(for manifest in guests/*/Cargo.toml; do \
+      if grep -Eq '^crate-type *=.*"cdylib"' "$manifest"; then sed -n 's/^name *= *"\(.*\)"/\1/p' "$manifest" | head -n1; fi; \
+    done) \
+ && cargo build --locked --profile guest --target wasm32-wasip2 $(printf -- '-p %s ' $crates) \
  && mkdir -p /out/collectors \
- && for manifest in guests/*/Cargo.toml; do \
-      grep -Eq '^crate-type *=.*"cdylib"' "$manifest" || continue; \
-      crate=$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$manifest" | head -n1 | tr - _); \
-      cp "target/guests/$crate.wasm" /out/collectors/; \
+ && for crate in $crates; do \
+      cp "target/wasm32-wasip2/guest/$(echo "$crate" | tr - _).wasm" /out/collectors/; \
     done
 
 FROM debian:bookworm-slim
