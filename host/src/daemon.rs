@@ -22,6 +22,8 @@ use crate::status::StatusBoard;
 
 /// How often the scheduler's liveness is reported to the status board.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+/// How often the per-source lag gauges are set from the board.
+const LAG_EVERY: Duration = Duration::from_secs(5);
 /// Longest one probe of the sink and state may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -112,6 +114,7 @@ pub async fn run(path: &Path, mut signals: mpsc::Receiver<Signal>) -> anyhow::Re
         });
     }
     let mut heartbeat = tokio::time::interval(HEARTBEAT_EVERY);
+    let mut lag = tokio::time::interval(LAG_EVERY);
     let mut exported = BTreeSet::new();
     loop {
         tokio::select! {
@@ -123,10 +126,8 @@ pub async fn run(path: &Path, mut signals: mpsc::Receiver<Signal>) -> anyhow::Re
                 }
                 Some(Signal::Stop) | None => break,
             },
-            _ = heartbeat.tick() => {
-                status.heartbeat(scheduler.alive());
-                exported = export_lag(&status, exported);
-            }
+            _ = heartbeat.tick() => status.heartbeat(scheduler.alive()),
+            _ = lag.tick() => exported = export_lag(&status, exported),
         }
     }
     tracing::info!("Shutdown signal received");

@@ -195,15 +195,20 @@ impl Reloader {
         let mut built = BTreeMap::new();
         let mut collectors = HashMap::new();
         let mut changes = Changes::default();
+        // Each file is read and hashed once, however many sources name it.
+        let mut files: HashMap<PathBuf, Result<(String, Arc<Vec<u8>>), String>> = HashMap::new();
         for (name, spec) in &settings.sources {
-            let bytes = match std::fs::read(&spec.collector) {
-                Ok(b) => b,
+            let file = files.entry(spec.collector.clone()).or_insert_with(|| {
+                let bytes = std::fs::read(&spec.collector).map_err(|e| e.to_string())?;
+                Ok((hex::encode(Sha256::digest(&bytes)), Arc::new(bytes)))
+            });
+            let (sha256, bytes) = match file {
+                Ok((sha256, bytes)) => (sha256.clone(), bytes.clone()),
                 Err(e) => {
                     problems.push(format!("sources.{name}.collector: cannot read {}: {e}", spec.collector.display()));
                     continue;
                 }
             };
-            let sha256 = hex::encode(Sha256::digest(&bytes));
             let fingerprint = fingerprint(sources.get(name), &sha256, spec);
             if let Some(old) = self.built.get(name).filter(|old| old.fingerprint == fingerprint) {
                 built.insert(name.clone(), old.clone());
@@ -214,7 +219,7 @@ impl Reloader {
             let known = collectors.get(&sha256).or_else(|| self.collectors.get(&sha256)).cloned();
             let collector = match known {
                 Some(c) => LoadedCollector { path: spec.collector.clone(), ..c },
-                None => match runtime.engine.load_bytes(&spec.collector, bytes).await {
+                None => match runtime.engine.load_bytes(&spec.collector, bytes.to_vec()).await {
                     Ok(c) => {
                         changes.compiled.push(format!("{}@{}", file_name(&spec.collector), c.info.version));
                         c
