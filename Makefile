@@ -226,7 +226,7 @@ promtool: ## Install Debian's prometheus (promtool checks the alert rules)
 # tests), and the Kubernetes ConfigMap's siphon.toml (`siphon check
 # --offline`, collectors taken from target/guests instead of the image's
 # /opt/siphon/collectors).
-check-deploy: promtool ## Check examples/{systemd,prometheus,kubernetes} (make build first)
+check-deploy: build promtool ## Check examples/{systemd,prometheus,kubernetes}
 	@examples/check-deploy.sh
 
 # The e2e tests run the `siphon` binary (CLI, crash tests) and the guest
