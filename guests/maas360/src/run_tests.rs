@@ -4,13 +4,13 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
 
 use siphon_sdk::http::{Request, Response};
-use siphon_sdk::testing::{Crash, FakeIo, START_MS, Server, crash_everywhere, json};
+use siphon_sdk::testing::{Crash, FakeIo, START_MS, Server, crash_everywhere};
 use siphon_sdk::{Collector, Error};
 use siphon_tests::mock::Streams;
-use siphon_tests::mock::http::{self as mock_http, parse_query};
+use siphon_tests::mock::fake::Fake;
+use siphon_tests::mock::http as mock_http;
 use siphon_tests::mock::maas360::{self, Clock, MockConfig, STREAMS, key_of};
 
 use super::*;
@@ -27,30 +27,18 @@ pub(crate) fn m(t: &Shared) -> MutexGuard<'_, maas360::Tenant> {
     t.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The mock tenant as a `FakeIo` server, with faults served first.
+type Handler = Box<dyn Fn(&mock_http::Request) -> mock_http::Response>;
+
+/// The mock tenant behind the vendor kit's `Fake` (faults first), and the tenant itself for
+/// the checks after a crash.
 pub(crate) struct Tenant {
     pub tenant: Shared,
-    pub faults: Vec<Response>,
+    pub fake: Fake<Handler>,
 }
 
 impl Server for Tenant {
     fn handle(&mut self, r: &Request) -> Response {
-        if !self.faults.is_empty() && !r.path().starts_with("/auth-apis") {
-            return self.faults.remove(0);
-        }
-        let url = r.url();
-        let query = url.split_once('?').map_or("", |(_, q)| q);
-        let request = mock_http::Request {
-            method: r.method().as_str().into(),
-            path: r.path(),
-            query: parse_query(query),
-            headers: r.headers().map(|(k, v)| (k.to_ascii_lowercase(), v.to_string())).collect(),
-            body: r.body_bytes().unwrap_or_default().to_vec().into(),
-            at: Instant::now(),
-            local: ([127, 0, 0, 1], 443).into(),
-        };
-        let answer = m(&self.tenant).handle(&request);
-        Response { status: answer.status, headers: answer.headers.into_iter().collect(), body: answer.body.to_vec() }
+        self.fake.handle(r)
     }
 }
 
@@ -65,7 +53,9 @@ pub(crate) fn tenant(n: usize) -> Shared {
 
 /// A source reading all five lists of `t`, 25 records a page.
 pub(crate) fn io(t: &Shared) -> FakeIo<Tenant> {
-    FakeIo::new(Tenant { tenant: Arc::clone(t), faults: Vec::new() })
+    let shared = Arc::clone(t);
+    let handler: Handler = Box::new(move |r| m(&shared).handle(r));
+    FakeIo::new(Tenant { tenant: Arc::clone(t), fake: Fake::new(handler) })
         .setting("base_url", BASE)
         .setting("billing_id", "30012345")
         .setting("app_id", "com.30012345.api")
@@ -303,8 +293,7 @@ fn tokens_are_renewed_ahead_of_their_sixty_minutes() {
 fn rate_limits_are_waited_out_and_a_server_error_fails_only_its_stream() {
     let t = tenant(30);
     let mut io = io(&t);
-    io.server.faults = vec![json(429, "{}").clone()];
-    io.server.faults[0].headers.append("retry-after", "7");
+    io.server.fake.fail_next("/device-apis/", mock_http::Response::json(429, "{}").header("retry-after", 7));
     io.run(go).expect("a 429 is retried");
     assert!(io.sleeps.contains(&std::time::Duration::from_secs(7)), "{:?}", io.sleeps);
     assert_exactly_once(&io, &t, "429");
@@ -315,7 +304,7 @@ fn rate_limits_are_waited_out_and_a_server_error_fails_only_its_stream() {
         m(&t).add(s, 5);
     }
     let before = io.committed.clone().unwrap_or_default();
-    io.server.faults = vec![json(500, r#"{"errorDesc":"Internal error"}"#)];
+    io.server.fake.fail_next("/device-apis/", mock_http::Response::json(500, r#"{"errorDesc":"Internal error"}"#));
     let e = io.run(go).expect_err("devices fails");
     assert!(e.to_string().contains("`devices`") && e.to_string().contains("1 of 5 streams failed"), "{e}");
     let cp: serde_json::Value = serde_json::from_str(io.committed.as_deref().unwrap_or_default()).unwrap();
