@@ -35,6 +35,9 @@ use crate::status::{SourceInfo, StatusBoard};
 /// Longest a reload may take (compiling new collectors included).
 pub const RELOAD_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// A collector file's SHA-256 (hex) and bytes, read once per reload.
+type HashedFile = (String, Arc<Vec<u8>>);
+
 /// One source as built, and what it was built from.
 #[derive(Clone)]
 struct Built {
@@ -196,7 +199,7 @@ impl Reloader {
         let mut collectors = HashMap::new();
         let mut changes = Changes::default();
         // Each file is read and hashed once, however many sources name it.
-        let mut files: HashMap<PathBuf, Result<(String, Arc<Vec<u8>>), String>> = HashMap::new();
+        let mut files: HashMap<PathBuf, Result<HashedFile, String>> = HashMap::new();
         for (name, spec) in &settings.sources {
             let file = files.entry(spec.collector.clone()).or_insert_with(|| {
                 let bytes = std::fs::read(&spec.collector).map_err(|e| e.to_string())?;

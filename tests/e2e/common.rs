@@ -91,13 +91,24 @@ dir = "state"
 
     /// Every NDJSON line in the sink, in object-name order.
     pub fn sink_lines(&self) -> Vec<String> {
+        self.lines_under("")
+    }
+
+    /// Every NDJSON line under `out/<prefix>`, in object-name order. Safe
+    /// while a daemon writes: only finished `.ndjson` objects are read, never
+    /// the local sink's scratch files (`.<name>.<uuid>.tmp`), which are linked
+    /// into place and removed.
+    pub fn lines_under(&self, prefix: &str) -> Vec<String> {
         let mut files = Vec::new();
-        walk(&self.path("out"), &mut files);
+        walk(&self.path("out").join(prefix), &mut files);
         files.sort();
         files
             .iter()
             .filter(|f| f.to_string_lossy().ends_with(".ndjson"))
-            .flat_map(|f| std::fs::read_to_string(f).expect("object").lines().map(str::to_owned).collect::<Vec<_>>())
+            .flat_map(|f| {
+                let text = std::fs::read_to_string(f).unwrap_or_else(|e| panic!("object {}: {e}", f.display()));
+                text.lines().map(str::to_owned).collect::<Vec<_>>()
+            })
             .collect()
     }
 

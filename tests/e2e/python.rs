@@ -21,19 +21,7 @@ fn rust(table: &SourceToml) -> SourceToml {
 
 /// The `id` of every NDJSON line under `out/<prefix>/`.
 fn keys_under(install: &Install, tenant: &dyn Tenant, prefix: &str) -> Vec<String> {
-    let mut files = Vec::new();
-    let mut dirs = vec![install.path("out").join(prefix)];
-    while let Some(dir) = dirs.pop() {
-        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() { dirs.push(p) } else { files.push(p) }
-        }
-    }
-    files.sort();
-    let lines = files
-        .iter()
-        .flat_map(|f| std::fs::read_to_string(f).expect("object").lines().map(str::to_owned).collect::<Vec<_>>());
-    lines.map(|l| tenant.key_of(&l)).collect()
+    install.lines_under(prefix).iter().map(|l| tenant.key_of(l)).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,6 @@
 //! every alert is in the sink exactly once.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use siphon::status::Snapshot;
@@ -19,23 +18,6 @@ use siphon_tests::mock::server::{Fault, FaultRule};
 use crate::common::{Install, assert_exactly_once, within};
 use crate::ops::{Daemon, daemon_config, free_port, source};
 use crate::vendor::{NetskopeTenant, Tenant};
-
-/// Every NDJSON line under `out/<prefix>`.
-fn lines_under(install: &Install, prefix: &str) -> Vec<String> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() { walk(&path, out) } else { out.push(path) }
-        }
-    }
-    let mut files = Vec::new();
-    walk(&install.path("out").join(prefix), &mut files);
-    files.sort();
-    files
-        .iter()
-        .flat_map(|f| std::fs::read_to_string(f).expect("object").lines().map(str::to_owned).collect::<Vec<_>>())
-        .collect()
-}
 
 /// `component` with its `info` version `version` changed to `new` (same
 /// length): the bytes where the name and version strings sit side by side.
@@ -97,7 +79,7 @@ impl Reloads<'_> {
 
 /// Keys of `stream` the source at `prefix` delivered.
 fn delivered(install: &Install, tenant: &NetskopeTenant, prefix: &str) -> Vec<String> {
-    lines_under(install, prefix).iter().map(|l| tenant.key_of(l)).collect()
+    install.lines_under(prefix).iter().map(|l| tenant.key_of(l)).collect()
 }
 
 /// Wait until the source at `prefix` has delivered every record of `streams`.
