@@ -392,7 +392,7 @@ impl Egress {
             telemetry::http_latency(&self.source, started.elapsed());
             let retry_wait = match &outcome {
                 Ok(resp) if policy.retries_status(resp.status()) => {
-                    Some(retry_after(resp.headers(), chrono::Utc::now()))
+                    Some(retry_hint(resp.status(), resp.headers(), chrono::Utc::now()))
                 }
                 Ok(_) => None,
                 Err(e) if policy.retries_error(e) => Some(None),
@@ -617,6 +617,15 @@ fn retry_after(headers: &HeaderMap, now: chrono::DateTime<chrono::Utc>) -> Optio
     };
     let when = chrono::DateTime::from_timestamp_millis(i64::try_from(epoch_ms).ok()?)?;
     until(when)
+}
+
+/// The wait a retryable answer asks for. A quota reset on a 502-504 tells when the quota
+/// refills, not when the outage ends (Mimecast sends `X-RateLimit-Reset` on every answer, in
+/// milliseconds): only `Retry-After` counts there, else backoff.
+fn retry_hint(status: StatusCode, headers: &HeaderMap, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    (status == StatusCode::TOO_MANY_REQUESTS || headers.contains_key(header::RETRY_AFTER))
+        .then(|| retry_after(headers, now))
+        .flatten()
 }
 
 /// Exponential backoff with full jitter: 0.5 s, 1 s, 2 s ... capped at 30 s.

@@ -7,6 +7,9 @@
 use std::process::Command;
 
 use siphon_tests::mock::blobs::BLOB_PREFIX;
+use siphon_tests::mock::http::Response;
+use siphon_tests::mock::mimecast::SIEM_PATH;
+use siphon_tests::mock::server::{Fault, FaultRule};
 
 use crate::common::{Install, assert_exactly_once, guest, run_once, siphon_bin};
 use crate::vendor::{MimecastTenant, Tenant};
@@ -75,6 +78,23 @@ async fn expired_download_urls_are_asked_for_again_in_the_same_run() {
     let refused =
         t.mock.server().requests().iter().filter(|r| r.path.starts_with(BLOB_PREFIX) && r.status == 403).count();
     assert_eq!(refused, 2, "each expired page had one refused download, then fresh URLs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_1_0_outage_is_retried_although_every_answer_names_the_quota_reset() {
+    let t = MimecastTenant::start("1.0", 20).await;
+    // A load balancer's 503 with the quota headers every Mimecast 1.0 answer carries (reset in ms):
+    // the reset is when the quota refills, not a wait for the outage.
+    let busy = Response::html(503, "<html><body>503 Service Unavailable</body></html>")
+        .header("x-ratelimit-remaining", 120)
+        .header("x-ratelimit-reset", 45_000);
+    t.mock.server().push_fault(FaultRule::new(Fault::Respond(busy)).path(SIEM_PATH).times(2));
+    let install = Install::for_tenant(&t);
+    let config = install.config(&t.source("mimecast-v1").render());
+    let report = run_once(&install.runtime(&config).await, "mimecast-v1").await;
+    assert!(report.ok(), "{:?}", report.outcome);
+    assert_exactly_once(&install.sink_lines(), &t.expected_keys());
+    assert_eq!(t.mock.server().pending_faults(), 0, "both 503s were answered, then retried");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

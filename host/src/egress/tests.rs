@@ -111,6 +111,24 @@ fn ratelimit_reset_as_seconds_to_wait() {
 }
 
 #[test]
+fn a_quota_reset_is_no_hint_for_an_outage() {
+    let reset = headers(&[("x-ratelimit-reset", "45000"), ("x-ratelimit-remaining", "120")]);
+    assert_eq!(retry_hint(StatusCode::SERVICE_UNAVAILABLE, &reset, now()), None, "backoff, not 45000 s");
+    assert_eq!(retry_hint(StatusCode::TOO_MANY_REQUESTS, &reset, now()), Some(Duration::from_secs(45_000)));
+    let both = headers(&[("retry-after", "3"), ("x-ratelimit-reset", "45000")]);
+    assert_eq!(retry_hint(StatusCode::BAD_GATEWAY, &both, now()), Some(Duration::from_secs(3)));
+}
+
+#[tokio::test]
+async fn a_5xx_with_a_quota_reset_is_retried_with_backoff() {
+    let reset: &[(&str, &str)] = &[("x-ratelimit-reset", "45000")];
+    let upstream = Scripted::new([Step::Answer(504, reset, ""), Step::Answer(200, reset, "page")]);
+    let e = scripted_egress(upstream.clone(), Limits::default());
+    assert_eq!(get(&e, &[(MAX_WAIT_HEADER, "60")]).await.unwrap(), (200, "page".to_owned()));
+    assert_eq!(upstream.sent().len(), 2);
+}
+
+#[test]
 fn ratelimit_reset_as_epoch_seconds() {
     let h = headers(&[("x-ratelimit-reset", "1722282945")]);
     assert_eq!(retry_after(&h, now()), Some(Duration::from_secs(45)));

@@ -13,7 +13,8 @@
 //!   /api/audit/get-siem-logs` answers a zip of `{"data":[…]}` files with the next token in
 //!   `mc-siem-token`, `isLastToken: true` on the last, a JSON envelope when drained, HTTP **200** +
 //!   `fail[]` `err_audit_siem_invalid_token` for a bad token; `418 err_xdk_binding_expired` and
-//!   429 with `X-RateLimit-Reset` in milliseconds on demand; `discover-authentication`;
+//!   429 with `X-RateLimit-Reset` in milliseconds on demand (the `X-RateLimit-*` quota headers are
+//!   on every signed answer); `discover-authentication`;
 //! - both: `POST /api/audit/get-audit-events`, newest first, inclusive second-precision bounds in
 //!   `+0000` form (a colon is refused with HTTP 200 + `fail[]`), page tokens with follow-up pages
 //!   carrying only `meta`, and Elastic's placeholder `next` on an empty last page.
@@ -195,7 +196,7 @@ impl Tenant {
         if let Err(refused) = auth {
             return refused;
         }
-        match path {
+        let answer = match path {
             BATCH_PATH => {
                 let expired = self.quirks.expired_pages > 0;
                 self.quirks.expired_pages = self.quirks.expired_pages.saturating_sub(1);
@@ -203,7 +204,12 @@ impl Tenant {
             }
             SIEM_PATH => self.data.siem_logs(request, &self.cfg),
             _ => self.data.audit_page(request, &self.cfg),
+        };
+        // Every API 1.0 answer carries the user's quota (§5.1.6), its reset in milliseconds.
+        if !signed {
+            return answer;
         }
+        answer.header("x-ratelimit-limit", 50).header("x-ratelimit-remaining", 49).header("x-ratelimit-reset", 45_000)
     }
 
     /// Checks an API 1.0 signature, then the binding and rate-limit quirks.
