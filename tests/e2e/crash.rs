@@ -132,18 +132,26 @@ pub async fn crash_loop(
             report.targeted.iter_mut().find(|(name, _)| *name == t.name).expect("listed").1 += 1;
         }
     }
-    // Let it finish: a few clean runs until a run delivers nothing new.
-    for _ in 0..10 {
+    // Let it finish: clean runs until one says it caught up and delivered nothing new (a run
+    // that stops at its page limit may deliver nothing new while older pages still wait).
+    for _ in 0..20 {
         let before = read_keys().await.len();
         let (killed, stderr) = run_and_kill(config, source, Kill::After(Duration::from_secs(120))).await;
         assert!(!killed, "a clean run did not finish in 120 s");
         count_recoveries(&stderr, &mut report);
-        if read_keys().await.len() == before {
+        if read_keys().await.len() == before && caught_up(&stderr) {
             break;
         }
     }
     report.records = assert_exactly_once(&read_keys().await, &tenant.expected_keys());
     report
+}
+
+/// Whether a run's JSON log says it succeeded and caught up.
+fn caught_up(stderr: &str) -> bool {
+    stderr.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).any(|event| {
+        event["message"].as_str() == Some("Run succeeded") && event["caught_up"].as_bool() == Some(true)
+    })
 }
 
 /// Sort the recovery lines of a run's JSON log into the report.

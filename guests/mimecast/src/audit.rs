@@ -19,10 +19,12 @@ const OVERLAP_MS: u64 = 5 * 60_000;
 const EDGE_CAP: usize = 5_000; // keys kept from an overlap
 const RECENT_CAP: usize = 1_000; // keys of the last events a window delivered
 
-/// The audit stream; `lookback_ms`: how far back the first run starts.
+/// The audit stream; `lookback_ms`: how far back the first run starts; `run_started_ms`: when
+/// this run started (a window pinned before it is an earlier run's).
 pub struct Audit {
     pub base: String,
     pub lookback_ms: u64,
+    pub run_started_ms: u64,
 }
 
 /// Where the audit stream is: the window being paged (`end` pinned on its first request, none
@@ -88,8 +90,9 @@ impl Stream for Audit {
             }
         }
         next.recent.drain(..next.recent.len().saturating_sub(RECENT_CAP));
-        // A finished window pinned a while ago (an earlier run's): go on with what came since.
-        page.more = more || end + 5_000 < cx.now_ms();
+        // A finished window an earlier run pinned: go on with what came since. One this run pinned
+        // ends the run (another now would mostly read its overlap again).
+        page.more = more || end < self.run_started_ms / 1_000 * 1_000;
         page.next = match more {
             true => next,
             false => Cursor { start: Some(end.saturating_sub(OVERLAP_MS)), seen: next.edge, ..Cursor::default() },

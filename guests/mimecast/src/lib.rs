@@ -79,7 +79,7 @@ pub fn problems(io: &dyn Io) -> Vec<String> {
 /// One run over `io`: every configured stream in order.
 pub fn run(io: &mut dyn Io) -> Result<Summary, Error> {
     let (streams, types) = (STREAMS.get(io)?, TYPES.get(io)?);
-    let lookback_ms = LOOKBACK_HOURS.get(io)?.saturating_mul(3_600_000);
+    let (lookback_ms, run_started_ms) = (LOOKBACK_HOURS.get(io)?.saturating_mul(3_600_000), io.now_ms());
     let budget = Budget { max_pages: u32::try_from(MAX_PAGES.get(io)?).unwrap_or(u32::MAX), ..Budget::default() };
     let (v2, base, mut auth) = credentials(io)?;
     let checkpoint = Checkpoint::parse(io.checkpoint().as_deref(), 1, |_, _| None)?; // schema version 1
@@ -92,7 +92,7 @@ pub fn run(io: &mut dyn Io) -> Result<Summary, Error> {
         driver.run(&v1::SiemLogs { base: base.clone() })?;
     }
     if streams.contains(&"audit") {
-        driver.run(&audit::Audit { base, lookback_ms })?;
+        driver.run(&audit::Audit { base, lookback_ms, run_started_ms })?;
     }
     driver.finish()
 }

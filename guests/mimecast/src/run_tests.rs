@@ -335,3 +335,16 @@ fn a_run_that_finishes_an_earlier_window_goes_on_to_what_came_since() {
     collect(&mut io).unwrap();
     assert_eq!(io.delivered.len(), 40, "the rest of the old window, then the 10 that came after it");
 }
+
+#[test]
+fn a_window_this_run_pinned_ends_the_run_caught_up_however_long_it_took() {
+    let t = tenant(0);
+    t.lock().add("audit", 60);
+    let mut io = v2(&t, "audit");
+    io.request_ms = 3_000; // a slow tenant: the window ends 12 s after it was pinned
+    let summary = collect(&mut io).unwrap();
+    assert_eq!(io.delivered.len(), 60);
+    assert!(summary.caught_up, "{summary:?}: no new window that would read the same overlap again");
+    let audit_calls = io.requests.iter().filter(|r| r.url.ends_with("/get-audit-events")).count();
+    assert_eq!(audit_calls, 4, "three pages and the window's empty end");
+}

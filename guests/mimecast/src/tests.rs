@@ -167,7 +167,7 @@ fn batch_requests_send_dates_first_then_only_next_page() {
 
 #[test]
 fn audit_requests_pin_a_window_and_page_with_meta_only() {
-    let audit = audit::Audit { base: V2_HOST.into(), lookback_ms: 24 * 3_600_000 };
+    let audit = audit::Audit { base: V2_HOST.into(), lookback_ms: 24 * 3_600_000, run_started_ms: 0 };
     let mut cursor = audit::Cursor::default();
     let r = with_cx(1_736_935_200_500, |cx| audit.request(cx, &mut cursor)).unwrap().unwrap();
     let body: serde_json::Value = serde_json::from_slice(r.body_bytes().unwrap()).unwrap();
