@@ -149,9 +149,10 @@ pub async fn crash_loop(
 
 /// Whether a run's JSON log says it succeeded and caught up.
 fn caught_up(stderr: &str) -> bool {
-    stderr.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).any(|event| {
-        event["message"].as_str() == Some("Run succeeded") && event["caught_up"].as_bool() == Some(true)
-    })
+    stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .any(|event| event["message"].as_str() == Some("Run succeeded") && event["caught_up"].as_bool() == Some(true))
 }
 
 /// Sort the recovery lines of a run's JSON log into the report.
