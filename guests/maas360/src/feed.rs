@@ -2,8 +2,8 @@
 //! empty page or a lower `pageNumber` than asked (compliance events past the end), never on
 //! `count`. `devices` (by the second-precision `lastReported`) asks each page from the newest
 //! second delivered, so devices reporting meanwhile only move back. Newest-first lists *sweep*
-//! pages 1, 2, … down to the last sweep's mark (admin audits: in a pinned, inclusive window);
-//! a sweep takes only records older than its oldest yet, as new events push pages down.
+//! pages 1, 2, … down to the last sweep's mark (admin audits: a pinned, inclusive window from
+//! [`OVERLAP_MS`] before it); a sweep takes only records older than its oldest yet, as new events push pages down.
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -57,6 +57,9 @@ pub const KINDS: [Kind; 5] = [
         time: &["actionExecutionTime"], key: &[] },
 ];
 
+/// Admin audits ask again this far before their mark: late writes (§1.5), dropped by `seen`.
+pub const OVERLAP_MS: u64 = 5 * 60_000;
+
 /// A stream's place, committed after every page. It never holds a token.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -71,6 +74,8 @@ pub struct Cursor {
     pub top: Option<Watermark>,
     /// The oldest record delivered in the sweep so far, on reversed positions (`!ms`).
     pub low: Option<Watermark>,
+    /// Admin audits: records delivered within [`OVERLAP_MS`] of the (next) mark.
+    pub seen: Vec<(u64, RecordKey)>,
 }
 
 /// One configured list of one account: the web-services host, billing id, records per page,
@@ -93,9 +98,11 @@ impl Stream for Feed {
 
     fn request(&self, cx: &mut Ctx, c: &mut Cursor) -> Result<Option<Request>, Error> {
         let now = cx.now_ms();
-        let mark = c.mark.get_or_insert(Watermark::new(now.saturating_sub(self.lookback_ms))).at;
+        let overlap = if self.kind.order == Order::Window { OVERLAP_MS } else { 0 };
+        let mark = c.mark.get_or_insert(Watermark::new(now.saturating_sub(self.lookback_ms) + overlap)).at;
+        let from = mark.saturating_sub(overlap);
         if c.page == 0 {
-            *c = Cursor { page: 1, to: (self.kind.order == Order::Window).then_some(now.max(mark)), ..c.clone() };
+            *c = Cursor { page: 1, to: (overlap > 0).then_some(now.max(mark)), ..c.clone() };
         }
         let r = Request::get(format!("{}{}{}", self.base_url, self.kind.path, self.billing_id))
             .header("accept", "application/json")
@@ -107,7 +114,7 @@ impl Stream for Feed {
                 .query("lastReportedAfterInEpochms", mark.saturating_sub(1).to_string())
                 .query("sortAttribute", "lastReported")
                 .query("sortOrder", "asc"),
-            (_, Some(to)) => r.query("fromDate", mark.to_string()).query("toDate", to.to_string()),
+            (_, Some(to)) => r.query("fromDate", from.to_string()).query("toDate", to.to_string()),
             _ => r,
         }))
     }
@@ -154,22 +161,22 @@ impl Cursor {
         new
     }
 
-    /// Newest-first lists: `None` at a record before the mark (the sweep is done), else
-    /// whether it is new: past the mark, and within `toDate` or older than every record this
-    /// sweep delivered (`low` counts on reversed positions).
+    /// Newest-first lists: `None` before the mark (admin audits: its overlap), the sweep is done; else
+    /// whether it is new: past the mark (or in the overlap), not `seen`, within `toDate`, and older than
+    /// every record this sweep delivered (`low`, on reversed positions): new and late records push pages down.
     fn newest_first(&mut self, pos: u64, key: RecordKey) -> Option<bool> {
-        let mark = self.mark.get_or_insert_default();
-        if pos < mark.at {
+        let (mark, overlap) = (self.mark.get_or_insert_default(), if self.to.is_some() { OVERLAP_MS } else { 0 });
+        if pos < mark.at.saturating_sub(overlap) {
             return None;
         }
         let low = self.low.get_or_insert(Watermark::new(0));
-        // A pinned window holds still; an open list moves under us (new events push it down).
-        let out = if let Some(to) = self.to { pos > to } else { !low.admits(!pos, &key) };
-        if !mark.admits(pos, &key) || out {
+        let out = self.to.is_some_and(|to| pos > to) || !low.admits(!pos, &key);
+        if !(pos < mark.at || mark.admits(pos, &key)) || out || self.seen.contains(&(pos, key)) {
             return Some(false);
         }
         low.advance(!pos, key);
         self.top.get_or_insert_default().advance(pos, key);
+        self.seen.extend(self.to.filter(|to| pos.saturating_add(OVERLAP_MS) >= *to).map(|_| (pos, key)));
         Some(true)
     }
 
@@ -180,6 +187,7 @@ impl Cursor {
         if let Some(top) = self.top.take() {
             top.keys.into_iter().for_each(|key| mark.advance(top.at, key));
         }
+        self.seen.retain(|(pos, _)| pos.saturating_add(OVERLAP_MS) >= mark.at);
         (self.page, self.to, self.low) = (0, None, None);
     }
 }
@@ -203,10 +211,8 @@ impl Feed {
         if envelope.u64("pageNumber")?.is_some_and(|n| n < u64::from(asked)) {
             return Ok((Vec::new(), true));
         }
-        match envelope.raw(singular)?.or_else(|| only(&envelope, b"[{")) {
-            Some(list) => Ok((records_of(list).map_err(|e| bad(&e))?, false)),
-            None => Ok((Vec::new(), false)),
-        }
+        let list = envelope.raw(singular)?.or_else(|| only(&envelope, b"[{"));
+        Ok((list.map(records_of).transpose().map_err(|e| bad(&e))?.unwrap_or_default(), false))
     }
 
     /// The record's time, epoch ms (devices: its second).

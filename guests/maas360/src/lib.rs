@@ -13,7 +13,7 @@ use siphon_sdk::config::{self, Declared, Secret, Setting, parse};
 use siphon_sdk::driver::{Budget, Checkpoint, collect_streams};
 use siphon_sdk::{Collector, Error, HostIo, Info, Io, Summary, export_collector};
 
-pub use feed::{Cursor, Feed, KINDS, Kind};
+pub use feed::{Cursor, Feed, KINDS, Kind, OVERLAP_MS};
 pub use login::{Credentials, TOKEN_LIFETIME_MS};
 
 /// Checkpoint schema version.
@@ -96,8 +96,7 @@ pub fn run(io: &mut dyn Io) -> Result<Summary, Error> {
         checkpoint.streams.clear();
     }
     // Renew 5 minutes early: IBM documents 60 minutes and suggests ~55.
-    let mut session = Session::new(login).renew_ahead(Duration::from_secs(300));
-    collect_streams(io, &mut session, checkpoint, budget, &feeds)
+    collect_streams(io, &mut Session::new(login).renew_ahead(Duration::from_secs(300)), checkpoint, budget, &feeds)
 }
 
 #[cfg(test)]

@@ -171,6 +171,12 @@ impl Tenant {
         self.lists.report_again(device_ids, self.clock.now())
     }
 
+    /// `n` admin changes or logins stamped `late_ms` before now but written only now: late
+    /// writes (§1.5), behind records a collector may have read already.
+    pub fn add_late(&mut self, stream: &str, n: usize, late_ms: u64) -> Vec<String> {
+        self.lists.add(stream, n, self.clock.now(), late_ms)
+    }
+
     /// Every access token and refresh token issued so far.
     pub fn issued(&self) -> Vec<String> {
         self.auth.issued.clone()
@@ -344,7 +350,7 @@ impl Streams for Tenant {
     /// The first call per stream spreads the records over the configured history; later ones
     /// are stamped "now".
     fn add(&mut self, stream: &str, n: usize) -> Vec<String> {
-        self.lists.add(stream, n, self.clock.now())
+        self.lists.add(stream, n, self.clock.now(), 0)
     }
 
     fn records(&self, stream: &str) -> Vec<String> {

@@ -70,17 +70,24 @@ impl Lists {
         STREAMS.iter().position(|s| *s == stream).unwrap_or_else(|| panic!("no MaaS360 stream {stream:?}"))
     }
 
-    pub(super) fn add(&mut self, stream: &str, n: usize, now: u64) -> Vec<String> {
+    /// `n` records of `stream` (after the seeds) stamped `now`, or `late_ms` before it: written
+    /// late, they show up behind newer records (admin audits, §1.5).
+    pub(super) fn add(&mut self, stream: &str, n: usize, now: u64, late_ms: u64) -> Vec<String> {
         let s = Self::index(stream);
         let seeding = self.items[s].is_empty();
         let first = self.start_ms.saturating_sub(self.history_ms);
         let mut keys = Vec::new();
         for j in 0..n {
             let last = self.items[s].last().map_or(0, |it| it.ms);
-            // Seeds spread over the history; later records happen now (never before the last).
-            let at = if seeding { first + self.history_ms * j as u64 / n as u64 } else { now };
+            // Seeds spread over the history; later records happen now (never before the last), or
+            // were written `late_ms` after they happened.
+            let at = match (seeding, late_ms) {
+                (true, _) => first + self.history_ms * j as u64 / n as u64,
+                (false, 0) => now.max(last),
+                (false, late) => now.saturating_sub(late),
+            };
             let device = if s == 0 { self.current.len() } else { self.items[s].len() % 97 };
-            let item = self.make(s, at.max(last), device);
+            let item = self.make(s, at, device);
             keys.push(key_of(stream, &item.text));
             if s == 0 {
                 self.current.push(self.items[0].len());
@@ -197,7 +204,10 @@ impl Lists {
                 let (Some(from), Some(to)) = (param("fromDate"), param("toDate")) else {
                     return Response::json(400, r#"{"errorDesc":"fromDate and toDate (epoch ms) are required"}"#);
                 };
-                self.items[s].iter().rev().filter(|it| (from..=to).contains(&it.ms)).collect()
+                let mut list: Vec<&Item> =
+                    self.items[s].iter().rev().filter(|it| (from..=to).contains(&it.ms)).collect();
+                list.sort_by_key(|it| std::cmp::Reverse(it.ms)); // late writes among the older ones
+                list
             }
             _ => self.items[s].iter().rev().filter(|it| it.ms <= now).collect(),
         };
