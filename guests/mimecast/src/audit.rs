@@ -1,8 +1,7 @@
-//! Audit events, `POST /api/audit/get-audit-events`, alike on both APIs but for the auth: newest
-//! first within `[startDateTime, endDateTime]`, paged by `meta.pagination.pageToken` (follow-up
-//! pages carry only `meta`; vendor-apis.md §5.1.5). A window is fixed while it is paged (its end
-//! pinned in the cursor); the next one overlaps its last minutes, and the keys delivered there
-//! travel on so that the next window drops them (inclusive bounds, late events, clock skew).
+//! Audit events, `POST /api/audit/get-audit-events`, alike on both APIs but for the auth: newest first within
+//! `[startDateTime, endDateTime]`, paged by `meta.pagination.pageToken` (follow-up pages carry only `meta`; §5.1.5).
+//! A window is fixed while it is paged (its end pinned in the cursor); the next one overlaps its last minutes, and the
+//! keys delivered there travel on so that the next window drops them (inclusive bounds, late events, clock skew).
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -69,7 +68,7 @@ impl Stream for Audit {
         Ok(Some(Request::post(url).header("accept", "application/json").json(&body)))
     }
 
-    fn parse(&self, cx: &mut Ctx, cursor: &Cursor, response: Response) -> Result<Page<Cursor>, Error> {
+    fn parse(&self, _cx: &mut Ctx, cursor: &Cursor, response: Response) -> Result<Page<Cursor>, Error> {
         envelope::check("audit events", &response)?;
         let body = Object::parse(&response.body)?;
         let events = body.records_or_empty("data")?;

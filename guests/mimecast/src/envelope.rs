@@ -8,10 +8,10 @@ use siphon_sdk::Error;
 use siphon_sdk::data::json::{field_raw, field_str};
 use siphon_sdk::http::{Response, reset_wait};
 
-/// `Err` when a 2xx body still carries a non-empty `fail[]`.
+/// `Err` for a refused call: not 2xx, or a 2xx body that still carries a non-empty `fail[]`.
 pub fn check(what: &str, response: &Response) -> Result<(), Error> {
     let fail = field_raw(std::str::from_utf8(&response.body).unwrap_or_default(), "fail.0");
-    if fail.is_ok_and(|f| f.is_some()) { Err(error(what, response)) } else { Ok(()) }
+    if !response.is_success() || fail.is_ok_and(|f| f.is_some()) { Err(error(what, response)) } else { Ok(()) }
 }
 
 /// The error a refused call (any status, or 200 with `fail[]`) means for the operator.

@@ -1,6 +1,5 @@
-//! siphon collector for Mimecast (vendor-apis.md §5): settings and the run (auth, checkpoint,
-//! streams) here; `envelope`: failures and rate limits; `v2`: API 2.0 SIEM batch files; `v1`: API
-//! 1.0 signing and SIEM log files; `audit`: audit events on either API.
+//! siphon collector for Mimecast (vendor-apis.md §5): settings and the run here; `envelope`: failures, rate limits;
+//! `v2`: API 2.0 SIEM batch files; `v1`: API 1.0 signing and SIEM log files; `audit`: audit events on either API.
 
 mod audit;
 mod envelope;

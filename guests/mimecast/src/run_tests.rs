@@ -348,3 +348,16 @@ fn a_window_this_run_pinned_ends_the_run_caught_up_however_long_it_took() {
     let audit_calls = io.requests.iter().filter(|r| r.url.ends_with("/get-audit-events")).count();
     assert_eq!(audit_calls, 4, "three pages and the window's empty end");
 }
+
+#[test]
+fn a_line_that_a_later_runs_page_repeats_is_delivered_once() {
+    // The mock starts each batch file with the last line of the file before (Mimecast repeats events).
+    let t = tenant(7);
+    let mut io = v2(&t, r#"["siem"]"#).setting("siem_types", r#"["receipt"]"#);
+    assert!(collect(&mut io).unwrap().caught_up);
+    t.lock().add("receipt", 7);
+    assert!(collect(&mut io).unwrap().caught_up);
+    let mut want = t.records("receipt");
+    want.sort();
+    same(delivered(&io), want, "the first run's last line, repeated by the second run's file, is dropped");
+}

@@ -1,6 +1,6 @@
-//! API 1.0: request signing (vendor-apis.md §5.1.2) and SIEM logs, `POST /api/audit/get-siem-logs`
-//! (§5.1.4): a zip of `{"data":[…]}` files, the next token in the `mc-siem-token` header (committed
-//! with the files' records), `isLastToken: true` on the last; "no new logs" is a JSON envelope.
+//! API 1.0: request signing (vendor-apis.md §5.1.2) and SIEM logs, `POST /api/audit/get-siem-logs` (§5.1.4): a zip of
+//! `{"data":[…]}` files, the next token in the `mc-siem-token` header (committed with the files' records),
+//! `isLastToken: true` on the last; "no new logs" is a JSON envelope.
 
 use serde_json::json;
 use siphon_sdk::data::crypto::{base64_encode, hmac_sha1};

@@ -1,8 +1,7 @@
-//! API 2.0 SIEM batch, `GET /siem/v1/batch/events/cg`, one stream per type (vendor-apis.md §5.2.3).
-//!
-//! A page lists pre-signed URLs of gzip files (in the body, possibly multi-member) of NDJSON. They
-//! are downloaded without credentials inside `parse`, so a page's records and its `@nextPage` are
-//! committed together. An expired URL (403/404) asks for the same page again, which signs new URLs.
+//! API 2.0 SIEM batch, `GET /siem/v1/batch/events/cg`, one stream per type (vendor-apis.md §5.2.3):
+//! a page lists pre-signed URLs of gzip files (possibly multi-member) of NDJSON, downloaded without
+//! credentials inside `parse`, so a page's records and its `@nextPage` are committed together. An
+//! expired URL (403/404) asks for the same page again, which signs new URLs.
 
 use serde::{Deserialize, Serialize};
 use siphon_sdk::data::{
@@ -16,6 +15,7 @@ const PAGE_FILES: &str = "20"; // files per page: a page is held in memory until
 const FILE_CAP: usize = 128 << 20; // largest decompressed batch file
 const MAX_REACH_MS: u64 = 6 * 86_400_000; // dates reach back 7 days: 6 is inside however they round
 const REFRESHES: usize = 2; // times a page is asked for again because its URLs expired
+const KEPT_KEYS: usize = 256; // keys of the last delivered lines, carried to the next run (§0.2)
 
 /// One Cloud Gateway type's batch stream (`kind`, e.g. `url protect`).
 pub struct Batch {
@@ -24,12 +24,13 @@ pub struct Batch {
     pub lookback_ms: u64,
 }
 
-/// The `@nextPage` of the last delivered page; before the first one, the pinned start (epoch ms).
+/// The last delivered page's `@nextPage` (before it: the pinned start, epoch ms), the last lines' keys (repeats).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Cursor {
     pub next: Option<String>,
     pub start: Option<u64>,
+    pub keys: Vec<String>,
 }
 
 impl Batch {
@@ -95,14 +96,15 @@ impl Stream for Batch {
                 let caught_up = body.raw("isCaughtUp")?.is_some_and(|v| v.get().trim_matches('"') == "true");
                 let next = body.str("@nextPage")?.filter(|n| !n.is_empty()).map(|n| n.into_owned());
                 page.more = next.is_some() && !caught_up;
-                page.next = if next.is_some() { Cursor { next, start: None } } else { cursor.clone() };
+                page.records.retain(|(key, _)| !cursor.keys.contains(key));
+                let mut keys: Vec<_> = cursor.keys.iter().chain(page.records.iter().map(|(k, _)| k)).cloned().collect();
+                keys.drain(..keys.len().saturating_sub(KEPT_KEYS));
+                let kept = if next.is_some() { Cursor { next, ..Cursor::default() } } else { cursor.clone() };
+                page.next = Cursor { keys, ..kept };
                 return Ok(page);
             }
             if refresh < REFRESHES {
                 response = cx.send(self.page_request(cursor, cx.now_ms()))?;
-                if !response.is_success() {
-                    return Err(envelope::error(self.kind, &response));
-                }
             }
         }
         Err(Error::Vendor(format!("{}: the page's download URLs kept expiring; the next run asks again", self.kind)))

@@ -6,7 +6,8 @@
 //!   per call, dates required (and within 7 days) without `nextPage`, a server-side cap on
 //!   `pageSize`, `@nextPage` / `isCaughtUp`, and `value[].url`s into the [`BlobStore`]: pre-signed,
 //!   expiring (on demand: already expired), refusing an `Authorization` header, each a gzip file of
-//!   two members of NDJSON whose last line has no `\n`;
+//!   two members of NDJSON whose last line has no `\n`, starting with the previous file's last line
+//!   (a repeated event, maybe delivered by an earlier page or run);
 //! - API 1.0: every call's `MC` signature recomputed (HMAC-SHA1 over `date:reqId:path:appKey` with
 //!   the base64-decoded secret, `x-mc-date` ending in `UTC` and within 15 minutes, a UUID
 //!   `x-mc-req-id`, the app id), failures as HTTP 401 + `fail[]`; `POST

@@ -84,7 +84,11 @@ impl Data {
         for chunk in made.chunks(cfg.records_per_file.max(1)) {
             let id = format!("C0A0/{}/{}/part-{:05}.json.gz", stream.replace(' ', "_"), format_date(now), files.len());
             if stream != "siem" {
-                blobs.put(&id, gzip_two_members(chunk), "application/octet-stream");
+                // Mimecast repeats events (§0.2): a file starts with the last line of the one before,
+                // which may have been delivered on another page, in another run.
+                let repeat = files.last().and_then(|f| f.lines.last()).cloned();
+                let lines: Vec<String> = repeat.into_iter().chain(chunk.iter().cloned()).collect();
+                blobs.put(&id, gzip_two_members(&lines), "application/octet-stream");
             }
             files.push(File { at_ms: now, id, lines: chunk.to_vec() });
         }
