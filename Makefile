@@ -213,7 +213,7 @@ apt_ensure = missing=; for p in $(1); do \
 # The status page test drives it headless; without it `make test` stops here
 # (set CHROMIUM to another Chromium binary instead).
 chromium: ## Install Debian's chromium (headless status page test)
-	@[ -n "$$CHROMIUM" ] || ( $(call apt_ensure,chromium fonts-dejavu-core) )
+	@[ -n "$${CHROMIUM:-}" ] || ( $(call apt_ensure,chromium fonts-dejavu-core) )
 
 promtool: ## Install Debian's prometheus (promtool checks the alert rules)
 	@command -v promtool >/dev/null 2>&1 || ( $(call apt_ensure,prometheus) )
