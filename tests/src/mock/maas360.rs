@@ -3,7 +3,7 @@
 //! with HTTP 200 + `errorCode` on failure, rotating refresh tokens, tokens that expire (60 min, or
 //! on demand), the quoted `MaaS token="…"` header, page-number paging with the single-object and
 //! missing-list quirks, string envelopes, `count` as total or per page, newest-first admin audits
-//! with inclusive `fromDate`/`toDate`, devices sorted by the second-precision `lastReported`, and
+//! with inclusive `fromDate`/`toDate` and late writes, devices sorted by the second-precision `lastReported`, and
 //! compliance events that answer a lower `pageNumber` past the end. 429/500 and transport faults
 //! come from the server's fault queue.
 //!
@@ -63,6 +63,9 @@ pub struct MockConfig {
     pub token_calls: Option<usize>,
     /// The device filter `lastReportedAfterInEpochms` includes its own value.
     pub inclusive_device_filter: bool,
+    /// When set, half of every later batch of admin changes and logins is written this many ms
+    /// after it happened (late writes, §1.5): those records land behind newer ones.
+    pub late_writes_ms: u64,
     /// The seeded records lie within this many ms before the start.
     pub history_ms: u64,
     /// Print one line per request to stderr (the `mock-vendor` binary).
@@ -83,6 +86,7 @@ impl Default for MockConfig {
             count_is_total: false,
             token_calls: None,
             inclusive_device_filter: true,
+            late_writes_ms: 0,
             history_ms: 2 * 3_600_000,
             log_requests: false,
         }
@@ -350,7 +354,13 @@ impl Streams for Tenant {
     /// The first call per stream spreads the records over the configured history; later ones
     /// are stamped "now".
     fn add(&mut self, stream: &str, n: usize) -> Vec<String> {
-        self.lists.add(stream, n, self.clock.now(), 0)
+        let (now, late) = (self.clock.now(), self.cfg.late_writes_ms);
+        if late == 0 || !stream.starts_with("admin_") || self.lists.records(stream).is_empty() {
+            return self.lists.add(stream, n, now, 0);
+        }
+        let mut keys = self.lists.add(stream, n - n / 2, now, 0);
+        keys.extend(self.lists.add(stream, n / 2, now, late));
+        keys
     }
 
     fn records(&self, stream: &str) -> Vec<String> {
