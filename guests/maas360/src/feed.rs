@@ -5,10 +5,15 @@
 //! pages 1, 2, … down to the last sweep's mark (admin audits: a pinned, inclusive window from
 //! [`OVERLAP_MS`] before it); a sweep takes only records older than its oldest yet, as new events push pages down.
 
+use std::fmt::Display;
+
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use siphon_sdk::data::hash::{RecordKey, Watermark};
 use siphon_sdk::data::json::{Object, field_str, field_time, records_of};
+use siphon_sdk::data::{
+    hash::{RecordKey, Watermark},
+    time::parse_naive_utc,
+};
 use siphon_sdk::driver::{Ctx, Page, Stream};
 use siphon_sdk::http::{Request, Response, excerpt};
 use siphon_sdk::{Error, Record};
@@ -122,8 +127,7 @@ impl Stream for Feed {
     fn parse(&self, _cx: &mut Ctx, cursor: &Cursor, response: Response) -> Result<Page<Cursor>, Error> {
         let (items, past_end) = self.items(&response, cursor.page)?;
         let ascending = self.kind.order == Order::Ascending;
-        let (mut next, mut page) = (cursor.clone(), Page::empty(Cursor::default()));
-        let mut reached = false;
+        let (mut next, mut page, mut reached) = (cursor.clone(), Page::empty(Cursor::default()), false);
         for record in &items {
             let (pos, key) = (self.position(record)?, self.key(record));
             let Some(new) = (if ascending { Some(next.ascending(pos, key)) } else { next.newest_first(pos, key) })
@@ -196,9 +200,7 @@ impl Feed {
     /// A page's records (one object where an array was expected, a missing list on an empty
     /// page) and whether MaaS360 answered a lower page than `asked` (asked past the end).
     fn items(&self, response: &Response, asked: u32) -> Result<(Vec<Record>, bool), Error> {
-        let bad = |e: &dyn std::fmt::Display| {
-            self.vendor(format!("unexpected answer ({e}): {}", excerpt(&response.body, 160)))
-        };
+        let bad = |e: &dyn Display| self.vendor(format!("unexpected answer ({e}): {}", excerpt(&response.body, 160)));
         let body = Object::parse(&response.body).map_err(|e| bad(&e))?;
         let (plural, singular) = self.kind.list;
         let Some(envelope) = body.raw(plural)?.or_else(|| only(&body, b"{")) else {
@@ -215,11 +217,12 @@ impl Feed {
         Ok((list.map(records_of).transpose().map_err(|e| bad(&e))?.unwrap_or_default(), false))
     }
 
-    /// The record's time, epoch ms (devices: its second).
+    /// The record's time, epoch ms (devices: its second); one without an offset is UTC.
     fn position(&self, record: &Record) -> Result<u64, Error> {
         let guessed = if self.kind.name == "action_history" { time_like(record) } else { Vec::new() };
         let fields = self.kind.time.iter().map(|f| f.to_string()).chain(guessed);
-        let found = fields.into_iter().find_map(|f| field_time(record, &f).ok().flatten());
+        let naive = |f: &str| parse_naive_utc(&field_str(record, f).ok()??).ok();
+        let found = fields.into_iter().find_map(|f| field_time(record, &f).ok().flatten().or_else(|| naive(&f)));
         let text = excerpt(record.as_str().as_bytes(), 200);
         let ms = found.ok_or_else(|| self.vendor(format!("no readable {} in {text}", self.kind.time.join(" or "))))?;
         Ok(if self.kind.order == Order::Ascending { ms / 1_000 * 1_000 } else { ms })

@@ -346,6 +346,26 @@ fn admin_audit_records_written_late_are_collected_once_through_the_overlap() {
 }
 
 #[test]
+fn action_times_without_an_offset_are_read_as_utc() {
+    // Action history's fields are not public (§1.8): a time may look like device search's `lastReported`.
+    let t = tenant(0);
+    let mut io = io(&t).setting("streams", r#"["action_history"]"#);
+    let naive = |ago: u64| siphon_sdk::data::time::format_rfc3339(START_MS - ago).trim_end_matches('Z').to_owned();
+    let page = format!(
+        r#"{{"actionHistory":{{"count":"2","pageNumber":1,"pageSize":25,"action":[{{"actionID":9007199254740995,"actionType":"Locate Device","actionTime":"{}"}},{{"actionID":9007199254740993,"actionType":"Buzz Device","actionTime":"{}"}}]}}}}"#,
+        naive(60_000),
+        naive(120_000)
+    );
+    let path = "/device-apis/devices/1.0/searchActionHistory/";
+    for run in 0..2 {
+        io.server.fake.fail_next(path, mock_http::Response::json(200, page.clone()));
+        io.run(go).expect("naive action times");
+        assert_eq!(io.delivered.len(), 2, "run {run}: {:?}", io.delivered);
+    }
+    assert!(io.delivered[0].starts_with(r#"{"_maas360_record_type":"action_history","actionID":9007199254740995,"#));
+}
+
+#[test]
 fn the_checkpoint_belongs_to_the_billing_id() {
     let t = tenant(10);
     let mut io = io(&t);

@@ -4,6 +4,7 @@
 //!
 //! Needs `target/guests/maas360.wasm` (`make guests`).
 
+use maas360::OVERLAP_MS;
 use serde_json::Value;
 use siphon_harness::{Harness, Reply, Run, When};
 
@@ -75,7 +76,8 @@ async fn logs_in_with_json_and_reads_a_window_into_byte_exact_tagged_records() {
     assert!(!run.requests[0].url.contains(PASSWORD), "secrets only in the body");
 
     assert_eq!(run.requests.len(), 3, "login, the window, the next window");
-    assert_eq!(run.requests[2].param("fromDate"), run.requests[1].param("toDate"), "inclusive: keys drop repeats");
+    let ms = |i: usize, k: &str| run.requests[i].param(k).and_then(|v| v.parse::<u64>().ok()).expect(k);
+    assert_eq!(ms(2, "fromDate") + OVERLAP_MS, ms(1, "toDate"), "5 minutes back for late writes: keys drop repeats");
     let data = &run.requests[1];
     assert_eq!(data.header("accept"), Some("application/json"));
     let (from, to): (u64, u64) =
