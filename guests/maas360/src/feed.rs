@@ -9,11 +9,9 @@ use std::fmt::Display;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use siphon_sdk::data::hash::{RecordKey, Watermark};
 use siphon_sdk::data::json::{Object, field_str, field_time, records_of};
-use siphon_sdk::data::{
-    hash::{RecordKey, Watermark},
-    time::parse_naive_utc,
-};
+use siphon_sdk::data::time::parse_naive_utc;
 use siphon_sdk::driver::{Ctx, Page, Stream};
 use siphon_sdk::http::{Request, Response, excerpt};
 use siphon_sdk::{Error, Record};
@@ -244,8 +242,7 @@ impl Feed {
     }
 }
 
-/// The one field of `object` whose value starts with one of `kinds` (for lists whose names are
-/// not public).
+/// The one field of `object` whose value starts with one of `kinds` (list names are not public).
 fn only<'a>(object: &Object<'a>, kinds: &[u8]) -> Option<&'a RawValue> {
     let mut found =
         object.fields().map(|(_, v)| v).filter(|v| v.get().bytes().next().is_some_and(|b| kinds.contains(&b)));
