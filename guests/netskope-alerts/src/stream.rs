@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use siphon_sdk::data::json::{field_raw, field_u64};
+use siphon_sdk::data::json::{field_u64, lenient_f64, lenient_u64, read_page};
 use siphon_sdk::driver::{Attempt, Ctx, Page, Stream};
 use siphon_sdk::http::{Request, Response, excerpt};
 use siphon_sdk::{Error, Record};
@@ -94,35 +94,52 @@ impl Stream for AlertType {
         if response.status == 204 || response.body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Page::empty(next));
         }
-        let body: Envelope = serde_json::from_slice(&response.body).map_err(|e| {
+        // One pass over the page: split and `_id`/`timestamp` together.
+        let body = read_page(&response.body, "result", ["_id", "timestamp"]).map_err(|e| {
             self.vendor(&format!(
-                "the response is not the expected JSON ({e}); body starts: {}",
+                "the response is not the expected JSON ({}); body starts: {}",
+                e.message(),
                 excerpt(&response.body, 200)
             ))
         })?;
-        let ok = body.ok.map(RawValue::get);
+        let ok = body.object.raw("ok").ok().flatten().map(RawValue::get);
         if !matches!(ok, Some("1" | "true")) {
-            let why =
-                body.message.as_deref().map_or_else(|| excerpt(&response.body, 200), |m| excerpt(m.as_bytes(), 300));
+            let why = body
+                .object
+                .str("message")
+                .ok()
+                .flatten()
+                .map_or_else(|| excerpt(&response.body, 200), |m| excerpt(m.as_bytes(), 300));
             return Err(self.vendor(&format!("Netskope answered ok={} ({why})", ok.unwrap_or("<missing>"))));
         }
-        let wait = body.wait_time.and_then(|w| siphon_sdk::data::json::lenient_f64(w.get().trim_matches('"')).ok());
-        let items = body.result.unwrap_or_default();
+        let wait =
+            body.object.raw("wait_time").ok().flatten().and_then(|w| lenient_f64(w.get().trim_matches('"')).ok());
+        let items = body.records.unwrap_or_default();
         let mut page = Page::empty(next.clone());
         page.wait = wait.filter(|w| *w > 0.0).map(|w| Duration::from_secs(w.ceil() as u64));
         page.more = items.len() >= self.full_page;
-        for (i, raw) in items.into_iter().enumerate() {
-            let record = match Record::from_raw(raw) {
-                Ok(r) => r,
+        page.records.reserve(items.len());
+        for (i, item) in items.into_iter().enumerate() {
+            let scanned = match item {
+                Ok(s) => s,
                 Err(e) => {
                     page.skipped.push(format!("result[{i}]: {}", e.0));
                     continue;
                 }
             };
-            if let Ok(Some(ts)) = field_u64(&record, "timestamp") {
+            let [id, ts] = scanned.fields;
+            // Escapes in a timestamp are decoded the serde way (never seen).
+            let ts = ts.and_then(|t| {
+                if t.contains('\\') {
+                    field_u64(t.as_ref(), "").ok().flatten()
+                } else {
+                    lenient_u64(t.trim_matches('"')).ok()
+                }
+            });
+            if let Some(ts) = ts {
                 next.last_ts = Some(next.last_ts.map_or(ts, |m| m.max(ts)));
             }
-            page.records.push((key(&record), record));
+            page.records.push((key(id.as_deref(), &scanned.record), scanned.record));
         }
         page.next = next;
         Ok(page)
@@ -157,25 +174,13 @@ impl AlertType {
     }
 }
 
-/// The dedup and fingerprint key: `_id` as text, or a content hash for the
-/// rare record without one.
-fn key(record: &Record) -> String {
-    match field_raw(record, "_id") {
-        Ok(Some(raw)) if raw.get().starts_with('"') => {
-            serde_json::from_str::<String>(raw.get()).unwrap_or_else(|_| raw.get().to_string())
-        }
-        Ok(Some(raw)) => raw.get().to_string(),
-        _ => format!("#{}", siphon_sdk::data::hash::RecordKey::of_content(record)),
+/// The dedup and fingerprint key: `_id` (its raw JSON) as text, or a content
+/// hash for the rare record without one.
+fn key(id: Option<&str>, record: &Record) -> String {
+    match id {
+        Some(raw) if raw.starts_with('"') && !raw.contains('\\') => raw[1..raw.len() - 1].to_string(),
+        Some(raw) if raw.starts_with('"') => serde_json::from_str::<String>(raw).unwrap_or_else(|_| raw.to_string()),
+        Some(raw) => raw.to_string(),
+        None => format!("#{}", siphon_sdk::data::hash::RecordKey::of_content(record)),
     }
-}
-
-#[derive(Deserialize)]
-struct Envelope<'a> {
-    #[serde(borrow)]
-    ok: Option<&'a RawValue>,
-    #[serde(borrow)]
-    wait_time: Option<&'a RawValue>,
-    #[serde(borrow)]
-    result: Option<Vec<&'a RawValue>>,
-    message: Option<String>,
 }

@@ -18,8 +18,9 @@
 //!   that is not an object or array, is `None`; `null` is `None` too.
 //! - Numbers are lenient ([`lenient_u64`]): vendors send `123`, `"123"` and
 //!   `1.23e2` for the same field, and all three mean 123.
-//! - [`scan_page`] does the split and the per-record field lookups of a
-//!   page in one pass, for collectors whose pages are large (see its docs).
+//! - [`read_page`] does the split and the per-record field lookups of a
+//!   page in one pass ([`scan_page`]), with the serde path inside for
+//!   anything unusual: one call for collectors whose pages are large.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -35,7 +36,7 @@ mod scan;
 
 pub use number::{lenient_f64, lenient_i64, lenient_u64};
 pub(crate) use scan::special_offset;
-pub use scan::{Scanned, ScannedPage, Unusual, scan_page};
+pub use scan::{Scanned, ScannedPage, Unusual, read_page, scan_page};
 
 /// Why JSON from the vendor cannot be read as expected; the message names the
 /// field or array element. Converts into [`Error::Vendor`](crate::Error::Vendor).

@@ -9,13 +9,15 @@
 //! whitespace outside strings (then it is [`compact`](crate::sink::compact)ed).
 //! It refuses anything unusual (invalid JSON, a non-object body, duplicate
 //! top-level keys, a records field that is not an array or `null`) with
-//! [`Unusual`], so a caller can fall back to the serde path and its messages.
+//! [`Unusual`]. [`read_page`] is the one call collectors make: the scan, and
+//! the serde path for whatever the scan finds unusual, which reads the same
+//! page the same way and words the error when there is one.
 
 use std::borrow::Cow;
 
 use serde_json::value::RawValue;
 
-use super::Object;
+use super::{JsonError, Object};
 use crate::Record;
 use crate::sink::InvalidRecord;
 
@@ -102,6 +104,57 @@ pub fn scan_page<'a, const N: usize>(
         return Err(Unusual);
     }
     Ok(ScannedPage { object: Object { fields: object_fields }, records })
+}
+
+/// Reads a page as [`scan_page`] does, falling back to the serde path
+/// ([`Object::parse`], [`records_of`](super::records_of)-style elements,
+/// [`field_raw`](super::field_raw) per record) for anything the scan finds
+/// unusual. Both paths give the same records and fields for every page the
+/// scan reads; the serde path also reads a records field holding one object
+/// (one record) and words the error for a body that is no page at all.
+///
+/// ```
+/// use siphon_sdk::data::json::read_page;
+///
+/// let body = br#"{"ok": 1, "result": [{"_id": "a", "ts": 7}, [1]]}"#;
+/// let page = read_page(body, "result", ["_id", "ts"])?;
+/// assert_eq!(page.object.u64("ok")?, Some(1));
+/// let records = page.records.unwrap_or_default();
+/// let first = records[0].as_ref().unwrap();
+/// assert_eq!((first.record.as_str(), first.fields[1].as_deref()), (r#"{"_id":"a","ts":7}"#, Some("7")));
+/// assert!(records[1].is_err(), "an array is not a record");
+/// assert!(read_page(b"<html>", "result", ["_id"]).is_err());
+/// # Ok::<(), siphon_sdk::data::json::JsonError>(())
+/// ```
+pub fn read_page<'a, const N: usize>(
+    body: &'a [u8],
+    records_key: &str,
+    fields: [&str; N],
+) -> Result<ScannedPage<'a, N>, JsonError> {
+    if let Ok(page) = scan_page(body, records_key, fields) {
+        return Ok(page);
+    }
+    let mut object = Object::parse(body)?;
+    let at = object.fields.iter().position(|(k, _)| k == records_key);
+    let raw = at.map(|i| object.fields.remove(i).1).filter(|r| r.get() != "null");
+    object.fields.retain(|(k, _)| k != records_key);
+    let Some(raw) = raw else { return Ok(ScannedPage { object, records: None }) };
+    let field_error = |message: String| JsonError::in_field(records_key, message);
+    let items: Vec<&RawValue> = match raw.get().as_bytes().first() {
+        Some(b'[') => serde_json::from_str(raw.get()).map_err(|e| field_error(format!("not valid JSON: {e}")))?,
+        Some(b'{') => vec![raw],
+        _ => return Err(field_error(format!("expected an array of objects, found {}", super::kind(raw.get())))),
+    };
+    let records = items
+        .into_iter()
+        .map(|item| {
+            let record = Record::from_raw(item)?;
+            let found =
+                fields.map(|f| super::field_raw(&record, f).ok().flatten().map(|raw| Cow::Owned(raw.get().to_owned())));
+            Ok(Scanned { record, fields: found })
+        })
+        .collect();
+    Ok(ScannedPage { object, records: Some(records) })
 }
 
 struct Scanner<'a> {

@@ -41,12 +41,32 @@ fn scan_way<const N: usize>(body: &[u8], key: &str, fields: [&str; N]) -> Result
     }))
 }
 
+fn read_way<const N: usize>(body: &[u8], key: &str, fields: [&str; N]) -> Result<Read<N>, JsonError> {
+    let page = read_page(body, key, fields)?;
+    Ok(page.records.map(|records| {
+        records
+            .into_iter()
+            .map(|r| match r {
+                Ok(s) => Ok((s.record.into_string(), s.fields.map(|f| f.map(|t| t.into_owned())))),
+                Err(e) => Err(e.0),
+            })
+            .collect()
+    }))
+}
+
 /// The scanner agrees with serde wherever it answers, and answers for
-/// every valid page (duplicate top-level keys aside).
+/// every valid page (duplicate top-level keys aside); `read_page` agrees
+/// with serde on every page and refuses what serde refuses.
 fn agree(body: &str) {
     let fields = ["_id", "timestamp"];
     let scanned = scan_way(body.as_bytes(), "result", fields);
     let serde = serde_way(body.as_bytes(), "result", fields);
+    match (&serde, read_way(body.as_bytes(), "result", fields)) {
+        (Some(b), Ok(a)) => assert_eq!(&a, b, "read_page, body {body:?}"),
+        (Some(_), Err(e)) => panic!("read_page refused a page serde reads: {body:?}: {e}"),
+        (None, Ok(_)) => assert!(serde_json::from_str::<serde::de::IgnoredAny>(body).is_ok(), "{body:?}"),
+        (None, Err(_)) => {}
+    }
     match (scanned, serde) {
         (Ok(a), Some(b)) => assert_eq!(a, b, "body {body:?}"),
         (Ok(a), None) => panic!("scanner accepted what serde refuses: {body:?} -> {a:?}"),
@@ -80,6 +100,31 @@ fn compacts_only_records_with_whitespace_and_reads_their_fields_compacted() {
     assert_eq!(first.record.as_str(), r#"{"_id":{"a":1},"s":"x  y"}"#);
     assert_eq!(first.fields[0].as_deref(), Some(r#"{"a":1}"#));
     assert_eq!(records[1].as_ref().unwrap().record.as_str(), r#"{"_id":"c d"}"#);
+}
+
+#[test]
+fn read_page_takes_the_serde_path_for_unusual_pages() {
+    // Duplicate keys: the first wins, as `Object` reads them.
+    let page = read_page(br#"{"ok":1,"ok":2,"result":[{"_id":"a"}],"result":[]}"#, "result", ["_id"]).unwrap();
+    assert_eq!(page.object.u64("ok").unwrap(), Some(1));
+    assert!(page.object.raw("result").unwrap().is_none());
+    let records = page.records.unwrap();
+    assert_eq!(records[0].as_ref().unwrap().fields[0].as_deref(), Some(r#""a""#));
+    // One object where an array was documented: one record.
+    let page = read_page(br#"{"result":{ "_id" : 1 }}"#, "result", ["_id"]).unwrap();
+    assert_eq!(page.records.unwrap()[0].as_ref().unwrap().record.as_str(), r#"{"_id":1}"#);
+    // Deeper than the scan goes, and still valid.
+    let deep = format!("{{\"result\":[{{\"a\":{}1{}}}]}}", "[".repeat(110), "]".repeat(110));
+    assert_eq!(read_page(deep.as_bytes(), "result", ["_id"]).unwrap().records.unwrap().len(), 1);
+    for (body, says) in [
+        ("<html>", "expected a JSON object, found invalid JSON"),
+        ("[1]", "expected a JSON object, found an array"),
+        (r#"{"result":"x"}"#, "field `result`: expected an array of objects, found a string"),
+        (r#"{"result":[{"a":01}]}"#, "not valid JSON"),
+    ] {
+        let e = read_page(body.as_bytes(), "result", ["_id"]).unwrap_err();
+        assert!(e.message().contains(says), "{body}: {e}");
+    }
 }
 
 #[test]
