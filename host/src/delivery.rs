@@ -38,9 +38,13 @@
 //! writer removes objects only when no one can commit them, and goes on
 //! with the commit when its upload did land.
 
+mod pending;
+
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+
+pub use pending::{Objects, Pending};
 
 use crate::lease::Lease;
 use crate::sink::{Layout, Sink, SinkError};
@@ -124,7 +128,8 @@ pub struct Delivery {
     seq: u32,
     current: SourceState,
     generation: Option<Generation>,
-    pending: Vec<String>,
+    pending: Pending,
+    /// What the pending records are charged against `max_pending`.
     pending_bytes: usize,
     max_pending: usize,
     stats: DeliveryStats,
@@ -163,12 +168,12 @@ impl Delivery {
             source: source.to_owned(),
             sink,
             state,
-            layout,
+            layout: layout.clone(),
             started,
             seq: 0,
             current,
             generation,
-            pending: Vec::new(),
+            pending: layout.pending(crate::limits::SPOOL_FROM),
             pending_bytes: 0,
             max_pending,
             stats: DeliveryStats::default(),
@@ -298,7 +303,12 @@ impl Delivery {
 
     /// Records waiting for the next commit.
     pub fn pending_records(&self) -> usize {
-        self.pending.len()
+        self.pending.records()
+    }
+
+    /// Bytes of pending records held in memory (the rest is spooled).
+    pub fn pending_in_memory(&self) -> usize {
+        self.pending.in_memory()
     }
 
     /// Bytes of records (as [`Delivery::push`] counts them) that still fit.
@@ -311,24 +321,59 @@ impl Delivery {
         self.max_pending
     }
 
-    /// Queue validated records for the next commit. Each is counted as its
-    /// line plus the memory that holding it costs
-    /// ([`RECORD_OVERHEAD`](crate::limits::RECORD_OVERHEAD)), so tiny
-    /// records cannot hold many times the limit.
-    pub fn push(&mut self, records: Vec<String>) -> Result<(), BufferFull> {
-        let bytes: usize = records.iter().map(|r| r.len() + 1 + crate::limits::RECORD_OVERHEAD).sum();
-        if self.pending_bytes + bytes > self.max_pending {
+    /// What queuing records of these lengths costs against the limit: each
+    /// is counted as its line plus [`RECORD_OVERHEAD`](crate::limits::RECORD_OVERHEAD),
+    /// so tiny records cannot hold many times the limit.
+    pub fn cost(len: usize) -> usize {
+        len + 1 + crate::limits::RECORD_OVERHEAD
+    }
+
+    /// The pending buffer, for a batch of validated records to append whole
+    /// lines to; give it back with [`Delivery::accept`] or [`Delivery::refuse`].
+    pub fn take_buffer(&mut self) -> Vec<u8> {
+        self.pending.take_buffer()
+    }
+
+    /// Take back the buffer with the lines appended after byte `from`,
+    /// which cost `cost` ([`Delivery::cost`] each) and must fit in
+    /// [`Delivery::room`]. They are queued for the next commit (spooled to a
+    /// file when they grow large; see `pending`).
+    pub fn accept(&mut self, buf: Vec<u8>, from: usize, cost: usize) -> Result<(), BufferFull> {
+        if self.pending_bytes + cost > self.max_pending {
+            self.pending.refuse(buf, from);
             return Err(BufferFull { pending: self.pending_bytes, limit: self.max_pending });
         }
-        self.pending_bytes += bytes;
-        self.pending.extend(records);
+        if let Err(e) = self.pending.accept(buf, from) {
+            // A spool that cannot be written keeps the records in memory,
+            // which the limit bounds all the same.
+            tracing::warn!(source = %self.source, error = %e,
+                "Cannot spool pending records to a temporary file; keeping them in memory");
+        }
+        self.pending_bytes += cost;
         Ok(())
+    }
+
+    /// Take back the buffer, dropping what was appended after byte `from`.
+    pub fn refuse(&mut self, buf: Vec<u8>, from: usize) {
+        self.pending.refuse(buf, from);
+    }
+
+    /// Queue validated records for the next commit (see [`Delivery::accept`]).
+    pub fn push(&mut self, records: Vec<String>) -> Result<(), BufferFull> {
+        let cost = records.iter().map(|r| Self::cost(r.len())).sum();
+        let mut buf = self.take_buffer();
+        let from = buf.len();
+        for r in &records {
+            buf.extend_from_slice(r.as_bytes());
+            buf.push(b'\n');
+        }
+        self.accept(buf, from, cost)
     }
 
     /// Drop records that were never committed (the run failed).
     pub fn discard_pending(&mut self) -> usize {
-        let n = self.pending.len();
-        self.pending.clear();
+        let n = self.pending.records();
+        self.pending = self.layout.pending(crate::limits::SPOOL_FROM);
         self.pending_bytes = 0;
         n
     }
@@ -336,11 +381,13 @@ impl Delivery {
     /// Deliver pending records, then make `cursor` the committed cursor
     /// (`None` keeps the current one). Returns the objects written.
     pub async fn commit(&mut self, cursor: Option<String>) -> Result<Vec<String>, DeliveryError> {
-        let records = std::mem::take(&mut self.pending);
+        let fresh = self.layout.pending(crate::limits::SPOOL_FROM);
+        let pending = std::mem::replace(&mut self.pending, fresh);
         self.pending_bytes = 0;
+        let records = pending.records();
         let asked = cursor.is_some();
         let cursor = cursor.or_else(|| self.current.cursor.clone());
-        if records.is_empty() {
+        if records == 0 {
             // A commit the collector asks for is written even when its cursor
             // did not change: that conditional write is what tells the
             // collector the source is still its own (a consume-once collector
@@ -353,9 +400,8 @@ impl Delivery {
             return Ok(Vec::new());
         }
 
-        let groups = self.layout.split(&records);
-        let names: Vec<String> = groups
-            .iter()
+        let objects = pending.into_objects();
+        let names: Vec<String> = (0..objects.len())
             .map(|_| {
                 let name = self.layout.object_name(self.started, self.seq);
                 self.seq += 1;
@@ -366,13 +412,13 @@ impl Delivery {
         // Step 1: the intent.
         let mut intent = self.current.clone();
         intent.pending =
-            Some(PendingCommit { objects: names.clone(), cursor: cursor.clone(), records: records.len() as u64 });
+            Some(PendingCommit { objects: names.clone(), cursor: cursor.clone(), records: records as u64 });
         self.write(intent).await?;
 
         // Step 2: the objects.
         let mut bytes = 0u64;
-        for (i, (name, group)) in names.iter().zip(&groups).enumerate() {
-            let result = match self.layout.encode(group) {
+        for (i, name) in names.iter().enumerate() {
+            let result = match objects.get(i).and_then(|(ndjson, n)| self.layout.encode_ndjson(ndjson, n)) {
                 Ok(object) => {
                     bytes += object.body.len() as u64;
                     self.sink.create(name, &object).await.map_err(|e| self.sink_error(e))
@@ -416,10 +462,10 @@ impl Delivery {
         done.cursor = cursor;
         self.write(done).await?;
 
-        self.stats.records += records.len() as u64;
+        self.stats.records += records as u64;
         self.stats.bytes += bytes;
         self.stats.objects.extend(names.iter().cloned());
-        crate::telemetry::delivered(&self.source, records.len() as u64, names.len() as u64, bytes);
+        crate::telemetry::delivered(&self.source, records as u64, names.len() as u64, bytes);
         for name in &names {
             tracing::debug!(source = %self.source, object = %name, "Wrote object");
         }

@@ -107,6 +107,7 @@ enum StateCommand {
 }
 
 fn main() -> ExitCode {
+    siphon::limits::use_one_malloc_arena();
     let cli = Cli::parse();
     telemetry::init_logging(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

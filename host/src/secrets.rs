@@ -132,6 +132,9 @@ impl fmt::Debug for Secrets {
 pub struct Redactor {
     /// Every form of every value, longest first.
     needles: std::sync::Arc<[String]>,
+    /// A SIMD searcher per needle, same order: every record a collector
+    /// emits is searched for every form, so this is on the hot path.
+    finders: std::sync::Arc<[memchr::memmem::Finder<'static>]>,
 }
 
 /// Characters left as they are by percent-encoding (RFC 3986 unreserved).
@@ -167,7 +170,8 @@ impl Redactor {
         }
         needles.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         needles.dedup();
-        Redactor { needles: needles.into() }
+        let finders = needles.iter().map(|n| memchr::memmem::Finder::new(n.as_bytes()).into_owned()).collect();
+        Redactor { needles: needles.into(), finders }
     }
 
     /// `text` with every secret value (in every form) replaced.
@@ -221,7 +225,7 @@ impl Redactor {
 
     /// Whether `text` contains a secret value in any form.
     pub fn leaks(&self, text: &str) -> bool {
-        self.needles.iter().any(|n| text.contains(n.as_str()))
+        self.finders.iter().any(|f| f.find(text.as_bytes()).is_some())
     }
 
     /// Byte ranges of `text` holding a value, merged where they overlap,

@@ -2,8 +2,9 @@
 //! written once and never rewritten (a SecOps feed copies each object once).
 //!
 //! Backends implement [`Sink`] over whole objects; this module owns what is
-//! common to all of them: object names, NDJSON encoding, gzip, and splitting
-//! a batch into objects by record count and size.
+//! common to all of them: object names, NDJSON encoding, gzip, and how a
+//! batch is split into objects by record count and size (applied by
+//! `delivery::Pending` as records arrive).
 
 pub mod gcs;
 pub mod gzip;
@@ -120,27 +121,12 @@ impl Layout {
         if self.prefix.is_empty() { format!("{day}/{file}") } else { format!("{}/{day}/{file}", self.prefix) }
     }
 
-    /// Split `records` into object-sized groups: at most `max_records` each,
-    /// and a new object once `max_bytes` of NDJSON is reached (an object holds
-    /// at least one record).
-    pub fn split<'a>(&self, records: &'a [String]) -> Vec<&'a [String]> {
-        let mut groups = Vec::new();
-        let mut start = 0;
-        let mut bytes = 0u64;
-        for (i, r) in records.iter().enumerate() {
-            let len = r.len() as u64 + 1;
-            let count = i - start;
-            if count > 0 && (count >= self.max_records || bytes + len > self.max_bytes) {
-                groups.push(&records[start..i]);
-                start = i;
-                bytes = 0;
-            }
-            bytes += len;
-        }
-        if start < records.len() {
-            groups.push(&records[start..]);
-        }
-        groups
+    /// An empty pending buffer cutting records into this layout's objects
+    /// (at most `max_records` each, and a new object once `max_bytes` of
+    /// NDJSON is reached; an object holds at least one record), spooled to
+    /// a file past `spool_from` bytes.
+    pub fn pending(&self, spool_from: usize) -> crate::delivery::Pending {
+        crate::delivery::Pending::new(self.max_records, self.max_bytes, spool_from)
     }
 
     /// Encode records as NDJSON, gzip-compressed when configured.
@@ -151,14 +137,15 @@ impl Layout {
             ndjson.extend_from_slice(r.as_bytes());
             ndjson.push(b'\n');
         }
+        self.encode_ndjson(Bytes::from(ndjson), records.len())
+    }
+
+    /// An object of `records` records whose NDJSON is `ndjson` (stored as
+    /// is without gzip: no copy).
+    pub fn encode_ndjson(&self, ndjson: Bytes, records: usize) -> std::io::Result<Object> {
         let (body, content_encoding) =
-            if self.gzip { (gzip::compress(&ndjson)?, Some("gzip")) } else { (ndjson, None) };
-        Ok(Object {
-            body: Bytes::from(body),
-            content_type: "application/x-ndjson",
-            content_encoding,
-            records: records.len(),
-        })
+            if self.gzip { (Bytes::from(gzip::compress(&ndjson)?), Some("gzip")) } else { (ndjson, None) };
+        Ok(Object { body, content_type: "application/x-ndjson", content_encoding, records })
     }
 }
 
@@ -187,18 +174,6 @@ mod tests {
             "siem/netskope/alerts/2026/01/02/netskope-20260102T030405000Z-000007.ndjson"
         );
         assert!(layout(true, 10, 1 << 20).object_name(t, 0).ends_with(".ndjson.gz"));
-    }
-
-    #[test]
-    fn split_respects_count_and_size() {
-        let recs: Vec<String> = (0..10).map(|i| format!("{{\"n\":{i}}}")).collect();
-        let l = layout(false, 4, 1 << 20);
-        let sizes: Vec<usize> = l.split(&recs).iter().map(|g| g.len()).collect();
-        assert_eq!(sizes, vec![4, 4, 2]);
-        let l = layout(false, 100, 15); // each line is 8 bytes: two do not fit
-        let sizes: Vec<usize> = l.split(&recs).iter().map(|g| g.len()).collect();
-        assert_eq!(sizes, vec![1; 10]);
-        assert!(l.split(&[]).is_empty());
     }
 
     #[test]

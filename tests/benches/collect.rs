@@ -36,6 +36,11 @@ const FULL_PAGE: usize = 10_000;
 
 fn main() -> anyhow::Result<()> {
     let process_start = Instant::now();
+    // siphon's processes allocate as the daemon does (see `siphon::limits`).
+    let mode = std::env::args().skip(1).find(|a| !a.starts_with("--"));
+    if mode.is_some_and(|m| ["siphon", "idle", "start", "daemon"].contains(&m.as_str())) {
+        siphon::limits::use_one_malloc_arena();
+    }
     // `cargo bench` adds `--bench`; modes are the first plain argument.
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick") || std::env::var_os("BENCH_QUICK").is_some();

@@ -102,6 +102,29 @@ async fn commit_writes_objects_then_cursor() {
 }
 
 #[tokio::test]
+async fn spooled_records_are_delivered_byte_exact_and_a_new_run_starts_in_memory() {
+    let (spooled, in_memory) = (MemorySink::default(), MemorySink::default());
+    let state = MemoryStateStore::default();
+    let mut d = open(Arc::new(spooled.clone()), &state, 0).await;
+    // Past 40 bytes the records go to a temporary file.
+    d.pending = d.layout.pending(40);
+    for batch in [0..3, 3..4, 4..9] {
+        d.push(records(batch)).unwrap();
+        assert!(d.pending_in_memory() < 40 + 5 * 8, "{}", d.pending_in_memory());
+    }
+    assert_eq!(d.pending_records(), 9);
+    d.commit(Some("c1".into())).await.unwrap();
+    let mut reference = open(Arc::new(in_memory.clone()), &MemoryStateStore::default(), 0).await;
+    reference.push(records(0..9)).unwrap();
+    reference.commit(Some("c1".into())).await.unwrap();
+    let bodies =
+        |sink: &MemorySink| sink.objects().into_iter().map(|(n, o)| (n, o.body, o.records)).collect::<Vec<_>>();
+    assert_eq!(bodies(&spooled), bodies(&in_memory));
+    assert_eq!(bodies(&spooled).len(), 5, "max_records 2: 9 records in 5 objects");
+    assert_eq!(d.pending_records(), 0);
+}
+
+#[tokio::test]
 async fn a_failed_upload_keeps_the_cursor_and_the_next_run_undoes_it() {
     let inner = MemorySink::default();
     // The sink stores one object, then fails every create (claims too).
