@@ -121,25 +121,37 @@ impl SiphonEngine {
     /// its `info`. Sources naming the same unchanged file share one load
     /// (see `loaded`).
     pub async fn load(&self, path: &Path) -> Result<LoadedCollector, LoadError> {
+        // The stamp is taken before the read: a file replaced in between is
+        // stamped as changed and read again next time.
         let stamp = loaded::Stamp::of(path);
-        if let Some(hit) = stamp.as_ref().and_then(|s| self.loaded.get(path, s)) {
+        if let Some(hit) = stamp.as_ref().and_then(|s| self.loaded.by_stamp(path, s)) {
             return Ok(hit);
         }
-        let collector = self.load_uncached(path).await?;
-        if let Some(stamp) = stamp {
-            self.loaded.put(path, stamp, &collector);
+        let bytes = std::fs::read(path).map_err(|error| LoadError::Read { path: path.to_owned(), error })?;
+        let sha256 = loaded::content_hash(&bytes);
+        if let Some(hit) = self.loaded.by_content(path, &sha256, stamp.clone()) {
+            return Ok(hit);
         }
+        let collector = self.compile(path, bytes).await?;
+        self.loaded.put(path, sha256, stamp, &collector);
         Ok(collector)
     }
 
-    async fn load_uncached(&self, path: &Path) -> Result<LoadedCollector, LoadError> {
-        let bytes = std::fs::read(path).map_err(|error| LoadError::Read { path: path.to_owned(), error })?;
-        self.load_bytes(path, bytes).await
+    /// [`SiphonEngine::load`] of bytes already read from `path` whose
+    /// SHA-256 (hex) is `sha256` (a reload compiles exactly the bytes whose
+    /// hash it compared). Shares the load of a file with the same content.
+    pub async fn load_bytes(&self, path: &Path, bytes: Vec<u8>, sha256: &str) -> Result<LoadedCollector, LoadError> {
+        if let Some(hit) = self.loaded.by_content(path, sha256, None) {
+            return Ok(hit);
+        }
+        let collector = self.compile(path, bytes).await?;
+        // The file may have changed since the bytes were read: no stamp, so
+        // a later load by path reads and hashes it.
+        self.loaded.put(path, sha256.to_owned(), None, &collector);
+        Ok(collector)
     }
 
-    /// [`SiphonEngine::load`] of bytes already read from `path` (a reload
-    /// compiles exactly the bytes whose hash it compared).
-    pub async fn load_bytes(&self, path: &Path, bytes: Vec<u8>) -> Result<LoadedCollector, LoadError> {
+    async fn compile(&self, path: &Path, bytes: Vec<u8>) -> Result<LoadedCollector, LoadError> {
         let engine = self.engine.clone();
         let component = tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
             .await

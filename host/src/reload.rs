@@ -222,7 +222,7 @@ impl Reloader {
             let known = collectors.get(&sha256).or_else(|| self.collectors.get(&sha256)).cloned();
             let collector = match known {
                 Some(c) => LoadedCollector { path: spec.collector.clone(), ..c },
-                None => match runtime.engine.load_bytes(&spec.collector, bytes.to_vec()).await {
+                None => match runtime.engine.load_bytes(&spec.collector, bytes.to_vec(), &sha256).await {
                     Ok(c) => {
                         changes.compiled.push(format!("{}@{}", file_name(&spec.collector), c.info.version));
                         c
