@@ -3,25 +3,11 @@
 //! is checked for every vendor by the vendor suite.)
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use siphon_tests::config::{SecretRef, SourceToml};
 
-use crate::common::{Install, guest, siphon_bin};
+use crate::common::{Install, guest, siphon, text};
 use crate::vendor::netskope_source;
-
-fn siphon(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(siphon_bin());
-    cmd.args(args).env_remove("RUST_LOG");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("siphon runs")
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
 
 /// A Netskope source `name` running `wasm` on `schedule`, its token from `secret_env`; the
 /// tenant is not running (`check` does not call it).

@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::process::Output;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -168,6 +169,21 @@ pub fn siphon_bin() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/siphon"));
     assert!(path.is_file(), "{} is missing: build it with `cargo build -p siphon` (make test does)", path.display());
     path
+}
+
+/// `siphon <args>` run to its end with `env` set (and `RUST_LOG` unset).
+pub fn siphon(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = std::process::Command::new(siphon_bin());
+    cmd.args(args).env_remove("RUST_LOG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("siphon runs")
+}
+
+/// Everything a command printed: stdout, then stderr.
+pub fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
 /// Fail the test instead of hanging.

@@ -6,6 +6,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use crate::common::{Install, siphon_bin, within};
+use crate::ops::free_port;
 use crate::vendor::{NetskopeTenant, Tenant};
 
 /// The value of the sample of `name` carrying every one of `labels` (each
@@ -28,7 +29,7 @@ async fn the_daemon_collects_on_start_serves_metrics_and_stops_on_sigterm() {
     let install = Install::for_tenant(&tenant);
     let token = tenant.secrets()[0].1.clone();
     let source = tenant.source("netskope").schedule("0 0 1 1 *").set("index", "daemon").render();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
+    let port = free_port();
     // `run_on_start` is set by `Install::config`; the schedule is yearly.
     let config = install.config(&format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n\n{source}"));
 

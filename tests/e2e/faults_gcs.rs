@@ -21,7 +21,7 @@ use std::process::Output;
 use siphon_tests::gcs_emulator::GcsEmulator;
 use siphon_tests::gcs_proxy::{Fault, GcsProxy, Rule, Seen};
 
-use crate::common::{Install, cache_dir, siphon_bin, within};
+use crate::common::{Install, cache_dir, siphon_bin, text, within};
 use crate::gcs::{BUCKET, assert_each_id_once, bucket_lines, emulator, netskope, netskope_source};
 use crate::vendor::{NetskopeTenant, Tenant};
 
@@ -57,10 +57,6 @@ async fn collect(config: &Path) -> Output {
         .kill_on_drop(true)
         .output();
     within(120, "siphon collect", run).await.expect("siphon runs")
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
 struct Setup {

@@ -23,7 +23,7 @@ use siphon::state::{PendingCommit, SourceState, StateError, StateStore};
 use siphon_tests::gcs_emulator::GcsEmulator;
 use siphon_tests::gcs_proxy::{GcsProxy, Rule};
 
-use crate::common::{Install, cache_dir, id_of, run_once, siphon_bin, within};
+use crate::common::{Install, cache_dir, id_of, run_once, siphon_bin, text, within};
 use crate::vendor::{NetskopeTenant, Tenant, netskope_source as source_table};
 
 pub(crate) const BUCKET: &str = "siphon-e2e";
@@ -359,10 +359,6 @@ async fn a_state_conflict_aborts_the_commit_before_any_object_is_written() {
 async fn siphon(args: &[&str]) -> Output {
     let run = tokio::process::Command::new(siphon_bin()).args(args).env_remove("RUST_LOG").output();
     within(60, "siphon", run).await.expect("siphon runs")
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,7 +13,7 @@ use std::time::Duration;
 use siphon::status::{Snapshot, SourceState, SourceView};
 use siphon_tests::config::{SecretRef, SourceToml};
 
-use crate::common::{Install, guest, siphon_bin, within};
+use crate::common::{Install, guest, siphon_bin, text, within};
 use crate::vendor::{NetskopeTenant, Tenant};
 
 /// A `siphon run` child with its stderr in `siphon.log` (a file, not a
@@ -197,10 +197,6 @@ async fn siphon(args: &[&str], env: &[(&str, &str)], unset: &[&str]) -> Output {
         cmd.env_remove(k);
     }
     within(120, &format!("siphon {}", args.join(" ")), cmd.output()).await.expect("siphon runs")
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

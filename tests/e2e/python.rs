@@ -5,13 +5,14 @@
 //! row, `ibm-verify-py`: paging, faults, 50 kills, secret scan.)
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use siphon_tests::config::{SecretRef, SourceToml};
 use siphon_tests::mock::ibm_verify::MockConfig;
 
-use crate::common::{Install, assert_exactly_once, guest, run_once, siphon_bin, within};
+use crate::common::{Install, assert_exactly_once, guest, run_once, siphon, siphon_bin, text, within};
+use crate::ops::free_port;
 use crate::vendor::{Tenant, VerifyPyTenant, warm_compile_cache, warm_compile_cache_blocking};
 
 /// `table` running the Rust collector instead of the Python one.
@@ -94,7 +95,7 @@ async fn python_and_rust_collectors_run_side_by_side_in_one_daemon_within_their_
     // the Rust one with the host's minimum.
     let python = tenant.source("py").schedule("*/3 * * * * *").prefix("py");
     let rust = rust(&tenant.source("rs")).schedule("*/3 * * * * *").prefix("rs").limit("memory", "\"16MiB\"");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
+    let port = free_port();
     let config =
         install.config(&format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n\n{}\n{}", python.render(), rust.render()));
     let child = tokio::process::Command::new(siphon_bin())
@@ -160,19 +161,6 @@ async fn python_and_rust_collectors_run_side_by_side_in_one_daemon_within_their_
     // The daemon's own peak, for the README: host, both compiled collectors and their runs.
     println!("daemon peak RSS with the Python and the Rust Verify collector: {} MiB", peak / 1024);
     assert!(peak < 512 * 1024, "peak RSS {} MiB", peak / 1024);
-}
-
-fn siphon(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(siphon_bin());
-    cmd.args(args).env_remove("RUST_LOG");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("siphon runs")
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
 /// What `siphon inspect` says about the collector itself: everything from `name:` on.
