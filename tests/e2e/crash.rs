@@ -108,6 +108,9 @@ pub async fn crash_loop(
     println!("crash loop: seed {seed} (SIPHON_CRASH_SEED), {kills} kills, window {window:?}");
     let mut report = CrashReport { targeted: targets.iter().map(|t| (t.name, 0)).collect(), ..Default::default() };
     let mut attempts = 0;
+    // How long the runs that ended before their kill took: random kills aim within the
+    // usual run, so a fast collector (or a faster host) is still killed often enough.
+    let mut completions: Vec<Duration> = Vec::new();
     while report.kills < kills {
         attempts += 1;
         assert!(attempts < kills * 8, "too few runs could be killed: the window is too long for the workload");
@@ -119,12 +122,14 @@ pub async fn crash_loop(
             // A point the run may never reach (nothing new to commit): then
             // it completes, and the next run tries again with more records.
             Some(t) => Kill::At(Arc::clone(&t.reached)),
-            None => Kill::After(window.mul_f64(rng.random::<f64>())),
+            None => Kill::After(random_window(window, &completions).mul_f64(rng.random::<f64>())),
         };
+        let started = Instant::now();
         let (killed, stderr) = run_and_kill(config, source, kill).await;
         count_recoveries(&stderr, &mut report);
         if !killed {
             report.completed += 1;
+            completions.push(started.elapsed());
             continue;
         }
         report.kills += 1;
@@ -145,6 +150,17 @@ pub async fn crash_loop(
     }
     report.records = assert_exactly_once(&read_keys().await, &tenant.expected_keys());
     report
+}
+
+/// Where random kills land: `[0, window)`, or `[0, the 75th percentile of the runs that ended
+/// before their kill)` once three did, when that is shorter.
+fn random_window(window: Duration, completions: &[Duration]) -> Duration {
+    if completions.len() < 3 {
+        return window;
+    }
+    let mut sorted = completions.to_vec();
+    sorted.sort();
+    window.min(sorted[sorted.len() * 3 / 4])
 }
 
 /// Whether a run's JSON log says it succeeded and caught up.
