@@ -181,6 +181,20 @@ pub fn siphon(args: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.output().expect("siphon runs")
 }
 
+/// `siphon run --config <config>` in the background (`RUST_LOG` unset, output piped), killed
+/// when the handle drops.
+pub fn spawn_daemon(config: &Path) -> tokio::process::Child {
+    tokio::process::Command::new(siphon_bin())
+        .args(["run", "--config"])
+        .arg(config)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("siphon starts")
+}
+
 /// Everything a command printed: stdout, then stderr.
 pub fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))

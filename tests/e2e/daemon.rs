@@ -2,10 +2,9 @@
 //! Prometheus metrics that say what it did (and never a secret), and stops
 //! cleanly on SIGTERM.
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use crate::common::{Install, siphon_bin, within};
+use crate::common::{Install, spawn_daemon, within};
 use crate::ops::free_port;
 use crate::vendor::{NetskopeTenant, Tenant};
 
@@ -33,15 +32,7 @@ async fn the_daemon_collects_on_start_serves_metrics_and_stops_on_sigterm() {
     // `run_on_start` is set by `Install::config`; the schedule is yearly.
     let config = install.config(&format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n\n{source}"));
 
-    let child = tokio::process::Command::new(siphon_bin())
-        .args(["run", "--config"])
-        .arg(&config)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("siphon starts");
+    let child = spawn_daemon(&config);
     let url = format!("http://127.0.0.1:{port}/metrics");
     let http = siphon_tests::http_client(Some(Duration::from_secs(5))).expect("client");
     let ok: &[&str] = &[r#"source="netskope""#, r#"outcome="ok""#];

@@ -5,13 +5,12 @@
 //! row, `ibm-verify-py`: paging, faults, 50 kills, secret scan.)
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use siphon_tests::config::{SecretRef, SourceToml};
 use siphon_tests::mock::ibm_verify::MockConfig;
 
-use crate::common::{Install, assert_exactly_once, guest, run_once, siphon, siphon_bin, text, within};
+use crate::common::{Install, assert_exactly_once, guest, run_once, siphon, spawn_daemon, text, within};
 use crate::ops::free_port;
 use crate::vendor::{Tenant, VerifyPyTenant, warm_compile_cache, warm_compile_cache_blocking};
 
@@ -98,15 +97,7 @@ async fn python_and_rust_collectors_run_side_by_side_in_one_daemon_within_their_
     let port = free_port();
     let config =
         install.config(&format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n\n{}\n{}", python.render(), rust.render()));
-    let child = tokio::process::Command::new(siphon_bin())
-        .args(["run", "--config"])
-        .arg(&config)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("siphon starts");
+    let child = spawn_daemon(&config);
     let pid = child.id().expect("running");
     let url = format!("http://127.0.0.1:{port}/metrics");
     let http = siphon_tests::http_client(Some(Duration::from_secs(5))).expect("client");
