@@ -86,6 +86,10 @@ impl SiphonEngine {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
+        if std::env::var_os("SIPHON_PERFMAP").is_some() {
+            // For `perf record`: names guest functions in /tmp/perf-<pid>.map.
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         if let Some(dir) = cache_dir {
             // Private: compiled collectors are code the daemon will run.
             crate::sink::local::create_private_dir(dir)

@@ -17,6 +17,8 @@ use crate::imports::HostState;
 use crate::limits::{LimitExceeded, RECORD_OVERHEAD};
 use crate::secrets::Redactor;
 
+mod object_line;
+
 /// Why `record` cannot be a line of an NDJSON object.
 pub fn check_record(record: &str) -> Result<(), String> {
     if !record.starts_with('{') {
@@ -27,8 +29,7 @@ pub fn check_record(record: &str) -> Result<(), String> {
     if memchr::memchr2(b'\n', b'\r', record.as_bytes()).is_some() {
         return Err("spans several lines; emit compact JSON".to_owned());
     }
-    serde_json::from_str::<serde::de::IgnoredAny>(record).map_err(|e| format!("invalid JSON: {e}"))?;
-    Ok(())
+    object_line::check(record).map_err(|e| format!("invalid JSON: {e}"))
 }
 
 /// What a record containing a secret is refused with.

@@ -184,14 +184,46 @@ impl<'de> Deserialize<'de> for RecordKey {
 pub struct RecentKeys {
     capacity: usize,
     order: VecDeque<RecordKey>,
-    set: HashSet<RecordKey>,
+    set: HashSet<RecordKey, KeyBits>,
+}
+
+/// Hashes a [`RecordKey`] by its own bits: keys are SHA-256 or keyed
+/// SipHash outputs, already uniform and not choosable by a vendor, so
+/// hashing them again (SipHash, the std default) was pure cost per record.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KeyBits;
+
+impl std::hash::BuildHasher for KeyBits {
+    type Hasher = KeyBitsHasher;
+
+    fn build_hasher(&self) -> KeyBitsHasher {
+        KeyBitsHasher(0)
+    }
+}
+
+/// The [`KeyBits`] hasher: folds the key's bytes into a word.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyBitsHasher(u64);
+
+impl std::hash::Hasher for KeyBitsHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(word);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 impl RecentKeys {
     /// An empty set that holds at most `capacity` keys (at least one).
     pub fn new(capacity: usize) -> Self {
         let capacity = capacity.max(1);
-        Self { capacity, order: VecDeque::new(), set: HashSet::new() }
+        Self { capacity, order: VecDeque::new(), set: HashSet::with_hasher(KeyBits) }
     }
 
     /// A set holding `keys` (oldest first, e.g. from a checkpoint), of

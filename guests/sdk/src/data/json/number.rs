@@ -11,6 +11,11 @@ use super::JsonError;
 /// `+7`, `-0`. Refuses fractions (`1.5`), negatives, values above
 /// `u64::MAX`, and anything that is not a decimal number.
 pub fn lenient_u64(text: &str) -> Result<u64, JsonError> {
+    // Plain digits that cannot overflow (the usual timestamp or id): no
+    // decimal bookkeeping.
+    if (1..=19).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(text.bytes().fold(0, |n, b| n * 10 + u64::from(b - b'0')));
+    }
     let (negative, magnitude) = whole(text)?;
     if negative && magnitude != 0 {
         return Err(JsonError::new(format!("{:?} is negative", text.trim())));
