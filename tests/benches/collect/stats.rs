@@ -121,6 +121,28 @@ pub fn spread(xs: &[f64], decimals: usize) -> String {
     format!("{lo:.decimals$}–{hi:.decimals$}")
 }
 
+/// Writes and deletes a scratch file of `bytes` under `dir`, untimed.
+///
+/// This machine's hypervisor takes back guest memory that stays free for a
+/// while (virtio-balloon free page reporting); the next process to write
+/// into it pays the host's page faults inside the kernel's copy to the page
+/// cache (up to 4x its cost, measured). Runs that start right after this
+/// write page cache into memory that was just in use, as runs that follow
+/// each other do.
+pub fn warm_page_pool(dir: &Path, bytes: u64) -> anyhow::Result<()> {
+    use std::io::Write;
+    let path = dir.join("warm-up.tmp");
+    let chunk = vec![0x5au8; 1 << 20];
+    let mut f = std::fs::File::create(&path)?;
+    for _ in 0..bytes.div_ceil(chunk.len() as u64) {
+        f.write_all(&chunk)?;
+    }
+    f.sync_all()?;
+    drop(f);
+    std::fs::remove_file(&path)?;
+    Ok(())
+}
+
 /// An order-sensitive hash of the NDJSON content (gzip decoded) of every
 /// object under `dir`, objects in name order, and the number of lines: two
 /// pipelines that delivered the same bytes in the same order agree.
