@@ -143,6 +143,18 @@ pub fn warm_page_pool(dir: &Path, bytes: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Flushes the page cache's dirty pages and lets the kernel's writeback
+/// threads finish, untimed: a phase that follows gigabytes of writes should
+/// not run beside their writeback.
+pub fn settle() {
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::sync();
+    }
+    std::thread::sleep(std::time::Duration::from_secs(2));
+}
+
 /// An order-sensitive hash of the NDJSON content (gzip decoded) of every
 /// object under `dir`, objects in name order, and the number of lines: two
 /// pipelines that delivered the same bytes in the same order agree.

@@ -4,11 +4,16 @@
 //! nesting, strings skipped sixteen bytes at a time (SSE2 on x86_64).
 //!
 //! It accepts exactly what `serde_json::from_str::<IgnoredAny>` accepts for
-//! a text starting with `{` (tested side by side on generated inputs below):
+//! a text starting with `{` and holding no line break (tested side by side
+//! on generated inputs below), and names a line break as such:
 //! RFC 8259 grammar, any nesting depth (serde_json skips values without a
 //! recursion limit), duplicate keys allowed, any `\u` escape (unpaired
 //! surrogates included, as serde_json skips them unchecked), whitespace
 //! around values. The text is a `str`, so it is already valid UTF-8.
+
+/// What [`Invalid::what`] says of a line break (outside or inside a string):
+/// the record would not be one NDJSON line.
+pub const LINE_BREAK: &str = "line break";
 
 /// Why a text is not one JSON object, and at which column (1-based; a
 /// record is one line).
@@ -75,9 +80,15 @@ impl Checker<'_> {
         Err(Invalid { what, column: self.i + 1 })
     }
 
-    fn skip_ws(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
-            self.i += 1;
+    /// Skips spaces and tabs; a line break is JSON whitespace too, but
+    /// not in an NDJSON line, so it stops the check.
+    fn skip_ws(&mut self) -> Result<(), Invalid> {
+        loop {
+            match self.b.get(self.i) {
+                Some(b' ' | b'\t') => self.i += 1,
+                Some(b'\n' | b'\r') => return self.fail(LINE_BREAK),
+                _ => return Ok(()),
+            }
         }
     }
 
@@ -86,19 +97,19 @@ impl Checker<'_> {
     }
 
     fn object_text(mut self) -> Result<(), Invalid> {
-        self.skip_ws();
+        self.skip_ws()?;
         if self.peek() != Some(b'{') {
             return self.fail("expected an object");
         }
         let mut nest = Nesting::default();
         // Each turn reads one value, then closes what it completes.
         loop {
-            self.skip_ws();
+            self.skip_ws()?;
             match self.peek() {
                 Some(open @ (b'{' | b'[')) => {
                     self.i += 1;
                     nest.push(open == b'{');
-                    self.skip_ws();
+                    self.skip_ws()?;
                     let close = if open == b'{' { b'}' } else { b']' };
                     if self.peek() == Some(close) {
                         self.i += 1;
@@ -121,16 +132,16 @@ impl Checker<'_> {
             // A value ended: go on in the innermost container, or close it.
             loop {
                 if nest.depth == 0 {
-                    self.skip_ws();
+                    self.skip_ws()?;
                     return if self.i == self.b.len() { Ok(()) } else { self.fail("trailing characters") };
                 }
-                self.skip_ws();
+                self.skip_ws()?;
                 let in_object = nest.in_object();
                 match (self.peek(), in_object) {
                     (Some(b','), _) => {
                         self.i += 1;
                         if in_object {
-                            self.skip_ws();
+                            self.skip_ws()?;
                             self.key()?;
                         }
                         break;
@@ -153,7 +164,7 @@ impl Checker<'_> {
             return self.fail("key must be a string");
         }
         self.string()?;
-        self.skip_ws();
+        self.skip_ws()?;
         if self.peek() != Some(b':') {
             return self.fail("expected `:`");
         }
@@ -189,6 +200,7 @@ impl Checker<'_> {
                         None => return self.fail("EOF while parsing a string"),
                     }
                 }
+                Some(b'\n' | b'\r') => return self.fail(LINE_BREAK),
                 Some(_) => return self.fail("control character in a string"),
                 None => return self.fail("EOF while parsing a string"),
             }
@@ -290,10 +302,18 @@ fn plain_run_bytes(b: &[u8], at: usize) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::{check, plain_run};
+    use super::{LINE_BREAK, check, plain_run};
 
+    /// What the check accepts: serde_json's JSON, on one line.
     fn serde_accepts(text: &str) -> bool {
-        serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
+        !text.contains(['\n', '\r']) && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
+    }
+
+    #[test]
+    fn a_line_break_anywhere_is_refused_as_such() {
+        for text in ["{\"a\":\n1}", "{\"a\":1}\r\n", "{\"a\":\"x\ny\"}", "{\"a\":\"x\ry\"}", "\n{}"] {
+            assert_eq!(check(text).map_err(|e| e.what), Err(LINE_BREAK), "{text:?}");
+        }
     }
 
     #[test]
@@ -322,6 +342,8 @@ mod tests {
             r#"{a:1}"#,
             r#"{"a":1}}"#,
             r#"{"a":1} {"b":2}"#,
+            "{\"a\":1}\n",
+            "{\"a\":\"\n\"}",
             r#"{"a":[}"#,
             r#"{"a":{]}"#,
             r#"{"a":"#,
@@ -381,7 +403,7 @@ mod tests {
             r#"{"_id":"f1e2d3c4b5a6","timestamp":1700000000,"alert_type":"DLP","user":"ana@example.com","score":-1.25e-3,"tags":["a","b\u0041"],"nested":{"x":[{},[],null,true,false,0]}}"#,
             r#"{"a":"\\\"\/\b\f\n\r\t","b":[1,2,{"c":[3,{"d":4}]}],"e":12345678901234567890}"#,
         ];
-        let alphabet = b"{}[]:,\"\\ \t01-+.eEtrufalsn\x01\x1fxu9";
+        let alphabet = b"{}[]:,\"\\ \t\n\r01-+.eEtrufalsn\x01\x1fxu9";
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = move || {
             state ^= state << 13;
