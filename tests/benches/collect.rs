@@ -130,8 +130,8 @@ fn bench(quick: bool) -> anyhow::Result<()> {
         vec![
             Case { alerts: 100_000, gzip: false, reps: 3 },
             Case { alerts: 100_000, gzip: true, reps: 3 },
-            Case { alerts: 1_000_000, gzip: false, reps: 3 },
-            Case { alerts: 1_000_000, gzip: true, reps: 3 },
+            Case { alerts: 1_000_000, gzip: false, reps: 5 },
+            Case { alerts: 1_000_000, gzip: true, reps: 5 },
         ]
     };
     let per_type = cases.iter().map(|c| c.alerts / TYPES.len()).max().unwrap_or(0);
