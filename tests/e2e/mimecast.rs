@@ -97,6 +97,26 @@ async fn a_1_0_outage_is_retried_although_every_answer_names_the_quota_reset() {
     assert_eq!(t.mock.server().pending_faults(), 0, "both 503s were answered, then retried");
 }
 
+/// The mock refuses a request id it has seen (the contract asks for a fresh one per call), so a
+/// 429, a 5xx or a lost answer to a signed call must be retried with a new signature, never
+/// resent as it was (the host's retries would send the same bytes: refused as a replay, 401).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_calls_are_retried_with_a_new_signature_never_replayed() {
+    let t = MimecastTenant::start("1.0", 20).await;
+    // Resets of 1 (ms to Mimecast): a host would retry these at once, with the same request id.
+    t.mock.state().rate_limit(&[1, 1]);
+    let busy = Response::html(503, "<html><body>503 Service Unavailable</body></html>");
+    t.mock.server().push_fault(FaultRule::new(Fault::Respond(busy)).path(SIEM_PATH).times(1));
+    // The mock saw this one (its id is spent), then the connection was reset.
+    t.mock.server().push_fault(FaultRule::new(Fault::LostAnswer).path(SIEM_PATH).times(1));
+    let install = Install::for_tenant(&t);
+    let config = install.config(&t.source("mimecast-v1").render());
+    let report = run_once(&install.runtime(&config).await, "mimecast-v1").await;
+    assert!(report.ok(), "{:?}", report.outcome);
+    assert_exactly_once(&install.sink_lines(), &t.expected_keys());
+    assert_eq!(t.mock.server().pending_faults(), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_binding_and_a_stale_siem_token_keep_the_cursor_and_name_the_fix() {
     let t = MimecastTenant::start("1.0", 20).await;

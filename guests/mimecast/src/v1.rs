@@ -3,13 +3,10 @@
 //! `isLastToken: true` on the last; "no new logs" is a JSON envelope.
 
 use serde_json::json;
-use siphon_sdk::data::crypto::{base64_encode, hmac_sha1};
-use siphon_sdk::data::{
-    compress::unzip, hash::RecordKey, json::records_at, random::uuid_v4_from, time::format_rfc1123,
-};
-use siphon_sdk::{
-    Error, Record, auth::Auth, driver::Ctx, driver::Page, driver::Stream, http::Request, http::Response, io::Io,
-};
+use siphon_sdk::data::{compress::unzip, hash::RecordKey, json::records_at};
+use siphon_sdk::data::{crypto::base64_encode, crypto::hmac_sha1, random::uuid_v4_from, time::format_rfc1123};
+use siphon_sdk::driver::{Ctx, Page, Stream};
+use siphon_sdk::{Error, Record, auth::Auth, http::Request, http::Response, io::Io};
 
 use crate::envelope;
 
@@ -42,9 +39,13 @@ impl Auth for Signer {
             .header("x-mc-req-id", req_id))
     }
 
-    /// A refused signature does not get better by signing again.
+    /// A refused signature does not get better by signing again; a resent one is a replay.
     fn invalidate(&mut self) -> bool {
         false
+    }
+
+    fn signs_each_request(&self) -> bool {
+        true
     }
 }
 
@@ -78,9 +79,7 @@ impl Stream for SiemLogs {
             envelope::check("SIEM logs", &response)?;
             return Ok(page);
         }
-        if token.is_none() {
-            return Err(Error::Vendor("SIEM logs: files came without an mc-siem-token header".into()));
-        }
+        token.as_ref().ok_or_else(|| Error::Vendor("SIEM logs: files came without an mc-siem-token header".into()))?;
         for file in unzip(&response.body, ZIP_CAP)? {
             let keyed = |r: Record| (RecordKey::of_content(&r).to_string(), r);
             match records_at(&file.data, "data") {

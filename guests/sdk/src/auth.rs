@@ -32,6 +32,15 @@ pub trait Auth {
     /// The vendor answered 401: forget the credentials. Returns true when
     /// fresh ones can be obtained, i.e. one retry of the request makes sense.
     fn invalidate(&mut self) -> bool;
+
+    /// Whether every request gets credentials of its own (a signature over
+    /// a fresh request id and the time), so that sending the same bytes
+    /// twice is a replay the vendor may refuse. The driver then keeps the
+    /// host from retrying such requests and retries them itself, authorizing
+    /// each attempt anew (see [`crate::driver::Budget::server_error_retries`]).
+    fn signs_each_request(&self) -> bool {
+        false
+    }
 }
 
 /// No credentials at all (public endpoints, tests).

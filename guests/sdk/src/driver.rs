@@ -155,6 +155,10 @@ pub struct Budget {
     /// Consume-once only: in-run resends after a 5xx, a transport error or an
     /// unreadable page, before the stream fails (the next run resends).
     pub resend_retries: u32,
+    /// Requests signed one by one ([`Auth::signs_each_request`]): retries
+    /// after a 502, 503, 504 or a transport error, each signed anew, before
+    /// the stream fails. (Other requests are retried by the host.)
+    pub server_error_retries: u32,
 }
 
 impl Default for Budget {
@@ -165,6 +169,7 @@ impl Default for Budget {
             max_run_time: None,
             rate_limit_retries: 3,
             resend_retries: 2,
+            server_error_retries: 3,
         }
     }
 }
@@ -476,13 +481,22 @@ impl<'a> Driver<'a> {
         seen: &mut RecentKeys,
     ) -> Result<Step, Fail> {
         let consume_once = stream.consume_once();
-        let (mut limited, mut resends) = (0u32, 0u32);
+        let (mut limited, mut resends, mut server_errors) = (0u32, 0u32, 0u32);
         loop {
             let mut cx = Ctx { io: &mut *self.io, auth: &mut *self.auth, attempt };
             let Some(request) = stream.request(&mut cx, &mut cursor).map_err(Fail::Stream)? else {
                 return Ok(Step::Done(Outcome::CaughtUp));
             };
             let mut request = request.max_wait(self.budget.max_wait);
+            // A host retry would resend the same signature (a replay); this
+            // loop asks the stream again and the request is signed afresh.
+            let own_retries = !consume_once
+                && request.is_authenticated()
+                && self.auth.signs_each_request()
+                && request.header_value(crate::http::RETRY_HEADER).is_none();
+            if own_retries {
+                request = request.retry(Retry::Never);
+            }
             if consume_once {
                 if request.header_value(crate::http::RETRY_HEADER) != Some("never") {
                     request = request.retry(Retry::RateLimitedOnly);
@@ -500,6 +514,11 @@ impl<'a> Driver<'a> {
                     resends += 1;
                     self.resend_later(name, &e, resends);
                     attempt = Attempt::Resend;
+                    continue;
+                }
+                Err(Fail::Stream(e)) if own_retries && server_errors < self.budget.server_error_retries => {
+                    server_errors += 1;
+                    self.retry_later(name, &e, server_errors);
                     continue;
                 }
                 Err(f) => return Err(f),
@@ -541,6 +560,11 @@ impl<'a> Driver<'a> {
                     resends += 1;
                     self.resend_later(name, &format!("HTTP {status}"), resends);
                     attempt = Attempt::Resend;
+                    continue;
+                } else if own_retries && matches!(status, 502..=504) && server_errors < self.budget.server_error_retries
+                {
+                    server_errors += 1;
+                    self.retry_later(name, &format!("HTTP {status}"), server_errors);
                     continue;
                 }
                 return Err(Fail::Stream(stream.error(response)));
@@ -638,7 +662,9 @@ impl<'a> Driver<'a> {
         }
         let remaining =
             ["ratelimit-remaining", "x-ratelimit-remaining"].iter().find_map(|h| response.headers.get_u64(h));
-        if remaining == Some(0) {
+        // A 429's wait is the stream's to read (`Stream::rate_limited`), not
+        // a pause on top of it.
+        if remaining == Some(0) && response.status != 429 {
             let now = self.io.now_ms();
             let reset = ["ratelimit-reset", "x-ratelimit-reset"].iter().find_map(|h| response.headers.get_u64(h));
             let wait = reset.map_or(Duration::from_secs(1), |r| crate::http::reset_wait(r, now));
@@ -664,6 +690,20 @@ impl<'a> Driver<'a> {
                 "{name}: {why}; the page may have been served, asking for it again in {}s ({n}/{})",
                 wait.as_secs(),
                 self.budget.resend_retries
+            ),
+        );
+        self.io.sleep(wait);
+    }
+
+    /// Backs off before a signed request is sent again (1, 2, 4 … s).
+    fn retry_later(&mut self, name: &str, why: &dyn std::fmt::Display, n: u32) {
+        let wait = Duration::from_secs(1 << (n - 1).min(5));
+        self.io.log(
+            Level::Warn,
+            &format!(
+                "{name}: {why}; signing the request again and retrying in {}s ({n}/{})",
+                wait.as_secs(),
+                self.budget.server_error_retries
             ),
         );
         self.io.sleep(wait);

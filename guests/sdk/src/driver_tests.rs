@@ -461,3 +461,56 @@ fn a_failed_login_ends_the_run_at_once() {
     assert_eq!(e.kind(), "auth");
     assert_eq!(io.sent(), 0);
 }
+
+/// Signs each request with a number of its own, as Mimecast 1.0 signs a
+/// fresh request id and date into every call.
+struct PerRequestSignature(u32);
+
+impl crate::auth::Auth for PerRequestSignature {
+    fn authorize(&mut self, _io: &mut dyn Io, request: Request) -> Result<Request, Error> {
+        self.0 += 1;
+        Ok(request.header("x-signature", self.0.to_string()))
+    }
+
+    fn invalidate(&mut self) -> bool {
+        false
+    }
+
+    fn signs_each_request(&self) -> bool {
+        true
+    }
+}
+
+fn run_signed(io: &mut FakeIo<Tenant>) -> Result<Summary, Error> {
+    io.run(|io| {
+        let ckpt = Checkpoint::parse(io.checkpoint().as_deref(), 1, |_, _| None)?;
+        collect_streams(io, &mut PerRequestSignature(0), ckpt, Budget::default(), &[Events { page: 10 }])
+    })
+}
+
+#[test]
+fn requests_signed_one_by_one_are_retried_by_the_driver_and_signed_anew() {
+    let mut io = FakeIo::new(Tenant::new(&[("events", 5)], 10));
+    io.server.faults.extend([response(503, &[], ""), response(502, &[], "")]);
+    run_signed(&mut io).unwrap();
+    assert_eq!(io.delivered.len(), 5);
+    let signatures: Vec<&str> = io.requests.iter().filter_map(|r| r.request.header_value("x-signature")).collect();
+    assert_eq!(signatures, ["1", "2", "3"], "every attempt signed anew, none resent as it was");
+    assert!(
+        io.requests.iter().all(|r| r.request.header_value(crate::http::RETRY_HEADER) == Some("never")),
+        "the host must not resend a signed request"
+    );
+    assert_eq!(io.sleeps, [Duration::from_secs(1), Duration::from_secs(2)]);
+
+    // A lasting outage fails the stream after the retries.
+    let mut io = FakeIo::new(Tenant::new(&[("events", 5)], 10));
+    io.server.faults.extend((0..4).map(|_| response(504, &[], "")));
+    assert!(run_signed(&mut io).is_err());
+    assert_eq!(io.sent(), 4, "one try and three retries");
+    assert!(io.delivered.is_empty());
+
+    // Requests with lasting credentials keep the host's retries.
+    let mut io = FakeIo::new(Tenant::new(&[("events", 5)], 10));
+    run_events(&mut io, Budget::default()).unwrap();
+    assert!(io.requests.iter().all(|r| r.request.header_value(crate::http::RETRY_HEADER).is_none()));
+}

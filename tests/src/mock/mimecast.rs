@@ -10,7 +10,8 @@
 //!   (a repeated event, maybe delivered by an earlier page or run);
 //! - API 1.0: every call's `MC` signature recomputed (HMAC-SHA1 over `date:reqId:path:appKey` with
 //!   the base64-decoded secret, `x-mc-date` ending in `UTC` and within 15 minutes, a UUID
-//!   `x-mc-req-id`, the app id), failures as HTTP 401 + `fail[]`; `POST
+//!   `x-mc-req-id` never seen before (a resent request is a replay), the app id), failures as
+//!   HTTP 401 + `fail[]`; `POST
 //!   /api/audit/get-siem-logs` answers a zip of `{"data":[…]}` files with the next token in
 //!   `mc-siem-token`, `isLastToken: true` on the last, a JSON envelope when drained, HTTP **200** +
 //!   `fail[]` `err_audit_siem_invalid_token` for a bad token; `418 err_xdk_binding_expired` and
@@ -122,6 +123,8 @@ pub struct Tenant {
     blobs: BlobStore,
     data: data::Data,
     quirks: Quirks,
+    /// Every `x-mc-req-id` of a correctly signed call so far.
+    req_ids: std::collections::HashSet<String>,
 }
 
 /// Epoch ms now.
@@ -132,7 +135,13 @@ pub fn now_ms() -> u64 {
 impl Tenant {
     /// A tenant without records.
     pub fn new(cfg: MockConfig) -> Tenant {
-        Tenant { blobs: BlobStore::new(), data: data::Data::default(), quirks: Quirks::default(), cfg }
+        Tenant {
+            blobs: BlobStore::new(),
+            data: data::Data::default(),
+            quirks: Quirks::default(),
+            req_ids: Default::default(),
+            cfg,
+        }
     }
 
     /// The token endpoint of API 2.0 for `cfg`: form-encoded client credentials only, `expires_in`
@@ -233,6 +242,10 @@ impl Tenant {
         let expected = format!("MC {}:{}", self.cfg.access_key, base64_encode(&hmac_sha1(&secret, to_sign.as_bytes())));
         if header("authorization") != expected {
             return refuse("the request signature does not match");
+        }
+        // reqId is "a fresh random UUID" (§5.1.2): the same one twice is a replay.
+        if !self.req_ids.insert(req_id.to_owned()) {
+            return refuse("x-mc-req-id was used before: a replayed request");
         }
         if self.quirks.binding_expired {
             return Err(failure(418, "err_xdk_binding_expired", "The binding for this access key has expired"));
