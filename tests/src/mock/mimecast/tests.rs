@@ -136,9 +136,15 @@ fn records_have_mimecast_quirks_and_no_unique_field() {
     assert_eq!(unique.len(), 10, "yet every record differs");
 }
 
+/// A correctly signed call with a request id of its own.
 fn signed(t: &mut T, path: &str, body: &Value, date: &str) -> Response {
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    signed_as(t, path, body, date, &format!("5b1f7c3a-2d4e-4f6a-8b9c-{n:012x}"))
+}
+
+fn signed_as(t: &mut T, path: &str, body: &Value, date: &str, id: &str) -> Response {
     let c = t.config().clone();
-    let id = "5b1f7c3a-2d4e-4f6a-8b9c-0d1e2f3a4b5c";
     let secret = base64_decode(&c.secret_key).unwrap();
     let sig = base64_encode(&hmac_sha1(&secret, format!("{date}:{id}:{path}:{}", c.app_key).as_bytes()));
     let auth = format!("MC {}:{sig}", c.access_key);
@@ -161,9 +167,13 @@ fn api_1_signatures_are_checked_and_siem_logs_come_as_zips_with_a_token_header()
     assert_eq!(refused.status, 401, "a date ending in GMT is the classic 401");
     assert_eq!(json_of(&refused)["fail"][0]["errors"][0]["code"], "err_xdk_client_unauthorized");
 
-    let first = signed(&mut t, SIEM_PATH, &body, &utc_now());
+    let id = "0d1e2f3a-2d4e-4f6a-8b9c-5b1f7c3a4b5c";
+    let first = signed_as(&mut t, SIEM_PATH, &body, &utc_now(), id);
     assert_eq!(first.status, 200);
     assert_eq!(first.header_value("isLastToken"), None);
+    let replay = signed_as(&mut t, SIEM_PATH, &body, &utc_now(), id);
+    assert_eq!(replay.status, 401, "a request id seen before is a replay");
+    assert!(json_of(&replay)["fail"][0]["errors"][0]["message"].as_str().unwrap().contains("used before"));
     let files = unzip(&first.body, 1 << 20).unwrap();
     assert_eq!(files.len(), 3);
     assert!(files[0].name.starts_with("receipt_") && files[0].name.ends_with(".json"), "{}", files[0].name);
