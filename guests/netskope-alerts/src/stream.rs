@@ -130,7 +130,7 @@ impl Stream for AlertType {
             let [id, ts] = scanned.fields;
             // Escapes in a timestamp are decoded the serde way (never seen).
             let ts = ts.and_then(|t| {
-                if t.contains('\\') {
+                if t.bytes().any(|b| b == b'\\') {
                     field_u64(t.as_ref(), "").ok().flatten()
                 } else {
                     lenient_u64(t.trim_matches('"')).ok()
@@ -178,7 +178,8 @@ impl AlertType {
 /// hash for the rare record without one.
 fn key(id: Option<&str>, record: &Record) -> String {
     match id {
-        Some(raw) if raw.starts_with('"') && !raw.contains('\\') => raw[1..raw.len() - 1].to_string(),
+        // A byte loop: `contains` calls memchr, which costs more on a short id (2 % of a run).
+        Some(raw) if raw.starts_with('"') && !raw.bytes().any(|b| b == b'\\') => raw[1..raw.len() - 1].to_string(),
         Some(raw) if raw.starts_with('"') => serde_json::from_str::<String>(raw).unwrap_or_else(|_| raw.to_string()),
         Some(raw) => raw.to_string(),
         None => format!("#{}", siphon_sdk::data::hash::RecordKey::of_content(record)),
