@@ -138,7 +138,7 @@ pub fn parse_list(text: &str) -> Result<Vec<String>, String> {
 /// use siphon_sdk::config::{Setting, parse};
 /// const PAGE_SIZE: Setting<u64> =
 ///     Setting::new("page_size", "Events per page, 1..10000", Some("1000"), |v| parse::u64_in(v, 1, 10_000));
-/// assert_eq!(PAGE_SIZE.read(|_| None).unwrap(), 1000);
+/// assert_eq!(PAGE_SIZE.read(|_| None).ok(), Some(1000));
 /// assert!(PAGE_SIZE.read(|_| Some("0".into())).is_err());
 /// ```
 pub struct Setting<T: 'static> {

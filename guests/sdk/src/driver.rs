@@ -508,17 +508,27 @@ impl<'a> Driver<'a> {
                 self.commit_state(name, state)?;
             }
             self.pace();
-            let response = match self.send(request) {
+            let sent = self.send(request);
+            if own_retries && server_errors < self.budget.server_error_retries {
+                let why = match &sent {
+                    Err(Fail::Stream(e)) => Some(e.to_string()),
+                    Ok(r) if matches!(r.status, 502..=504) => Some(format!("HTTP {}", r.status)),
+                    _ => None,
+                };
+                if let Some(why) = why {
+                    server_errors += 1;
+                    let wait = Duration::from_secs(1 << (server_errors - 1).min(5));
+                    let of = (server_errors, self.budget.server_error_retries);
+                    self.back_off(name, &why, "signing the request again and retrying", wait, of);
+                    continue;
+                }
+            }
+            let response = match sent {
                 Ok(r) => r,
                 Err(Fail::Stream(e)) if consume_once && resends < self.budget.resend_retries => {
                     resends += 1;
                     self.resend_later(name, &e, resends);
                     attempt = Attempt::Resend;
-                    continue;
-                }
-                Err(Fail::Stream(e)) if own_retries && server_errors < self.budget.server_error_retries => {
-                    server_errors += 1;
-                    self.retry_later(name, &e, server_errors);
                     continue;
                 }
                 Err(f) => return Err(f),
@@ -560,11 +570,6 @@ impl<'a> Driver<'a> {
                     resends += 1;
                     self.resend_later(name, &format!("HTTP {status}"), resends);
                     attempt = Attempt::Resend;
-                    continue;
-                } else if own_retries && matches!(status, 502..=504) && server_errors < self.budget.server_error_retries
-                {
-                    server_errors += 1;
-                    self.retry_later(name, &format!("HTTP {status}"), server_errors);
                     continue;
                 }
                 return Err(Fail::Stream(stream.error(response)));
@@ -684,28 +689,13 @@ impl<'a> Driver<'a> {
 
     fn resend_later(&mut self, name: &str, why: &dyn std::fmt::Display, n: u32) {
         let wait = Duration::from_secs(1 << n.min(5));
-        self.io.log(
-            Level::Warn,
-            &format!(
-                "{name}: {why}; the page may have been served, asking for it again in {}s ({n}/{})",
-                wait.as_secs(),
-                self.budget.resend_retries
-            ),
-        );
-        self.io.sleep(wait);
+        let of = (n, self.budget.resend_retries);
+        self.back_off(name, why, "the page may have been served, asking for it again", wait, of);
     }
 
-    /// Backs off before a signed request is sent again (1, 2, 4 … s).
-    fn retry_later(&mut self, name: &str, why: &dyn std::fmt::Display, n: u32) {
-        let wait = Duration::from_secs(1 << (n - 1).min(5));
-        self.io.log(
-            Level::Warn,
-            &format!(
-                "{name}: {why}; signing the request again and retrying in {}s ({n}/{})",
-                wait.as_secs(),
-                self.budget.server_error_retries
-            ),
-        );
+    /// An in-run retry: says why and what comes next, then waits.
+    fn back_off(&mut self, name: &str, why: &dyn std::fmt::Display, then: &str, wait: Duration, (n, of): (u32, u32)) {
+        self.io.log(Level::Warn, &format!("{name}: {why}; {then} in {}s ({n}/{of})", wait.as_secs()));
         self.io.sleep(wait);
     }
 
