@@ -34,6 +34,16 @@ pub fn create_private_file(path: &Path, new: bool) -> std::io::Result<std::fs::F
     options.open(path)
 }
 
+/// Open `path` for reading and writing in place, created readable by the
+/// owner only (`0600`) when missing; never truncated.
+pub fn open_private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
+
 use async_trait::async_trait;
 
 use super::{Object, Sink, SinkError};

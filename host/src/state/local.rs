@@ -92,12 +92,8 @@ impl LocalStateStore {
         let io = |what: &str, e: std::io::Error| {
             StateError::Backend(format!("cannot {what} in {}: {e}", self.dir.display()))
         };
-        let mut lock_options = std::fs::OpenOptions::new();
-        lock_options.create(true).truncate(false).write(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut lock_options, 0o600);
-        let lock =
-            lock_options.open(self.dir.join(format!(".{source}.lock"))).map_err(|e| io("open the lock file", e))?;
+        let lock = crate::sink::local::open_private_file(&self.dir.join(format!(".{source}.lock")))
+            .map_err(|e| io("open the lock file", e))?;
         lock.lock().map_err(|e| io("lock the state", e))?;
         let current = self.read(source)?.map(|s| s.generation);
         if current != expected {
@@ -135,11 +131,7 @@ impl From<StateFile> for Stored {
 /// the file cut to the text. Returns whether the file was created.
 fn rewrite(path: &Path, text: &[u8]) -> std::io::Result<bool> {
     use std::os::unix::fs::FileExt;
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true).write(true).create(true).truncate(false);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let file = options.open(path)?;
+    let file = crate::sink::local::open_private_file(path)?;
     let old = file.metadata()?.len() as usize;
     let mut padded = text.to_vec();
     padded.resize(old.max(text.len()), b' ');
