@@ -18,4 +18,4 @@ wasmtime::component::bindgen!({
     require_store_data_send: true,
 });
 
-pub use self::siphon::collector::{checkpoint, config, log, sink, types};
+pub use self::siphon::collector::{checkpoint, config, json, log, sink, types};

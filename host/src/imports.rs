@@ -15,6 +15,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod http;
+pub mod json;
 pub mod log;
 pub mod sink;
 
@@ -257,11 +258,13 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     wit::sink::add_to_linker::<_, HasSelf<HostState>>(linker, |s| s)?;
     wit::log::add_to_linker::<_, HasSelf<HostState>>(linker, |s| s)?;
     wit::config::add_to_linker::<_, HasSelf<HostState>>(linker, |s| s)?;
+    wit::json::add_to_linker::<_, HasSelf<HostState>>(linker, |s| s)?;
     // The lazily read versions replace the generated ones (module docs).
     linker.allow_shadowing(true);
     sink::add_lazy_to_linker(linker)?;
     log::add_lazy_to_linker(linker)?;
     checkpoint::add_lazy_to_linker(linker)?;
+    json::add_in_place_to_linker(linker)?;
     linker.allow_shadowing(false);
     Ok(())
 }

@@ -327,9 +327,12 @@ pub struct Tally {
     pub replayed: u64,
 }
 
-/// Keys remembered for in-run dedup (16 bytes each, a few MB with the set);
-/// duplicates come from overlapping neighbour pages, so the oldest may go.
-const SEEN_CAP: usize = 200_000;
+/// Keys remembered for in-run dedup (about 40 bytes each with the set: 2 MiB
+/// at the cap); duplicates come from overlapping neighbour pages — five of
+/// Netskope's 10,000-record pages, hundreds of most vendors' — so the oldest
+/// may go. The cap is most of what a long run's guest memory adds to a short
+/// one's.
+const SEEN_CAP: usize = 50_000;
 
 /// Runs streams page by page; see the module docs.
 pub struct Driver<'a> {

@@ -35,8 +35,8 @@ mod number;
 mod scan;
 
 pub use number::{lenient_f64, lenient_i64, lenient_u64};
-pub(crate) use scan::special_offset;
 pub use scan::{Scanned, ScannedPage, Unusual, read_page, scan_page};
+pub(crate) use siphon_scan::special_offset;
 
 /// Why JSON from the vendor cannot be read as expected; the message names the
 /// field or array element. Converts into [`Error::Vendor`](crate::Error::Vendor).

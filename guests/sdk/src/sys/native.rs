@@ -80,3 +80,8 @@ pub(crate) fn random_bytes(len: usize) -> Vec<u8> {
     out.truncate(len);
     out
 }
+
+/// The page scan the host runs for a component, run here directly.
+pub(crate) fn scan_page(body: &[u8], records_key: &str, fields: &[&str]) -> Option<siphon_scan::PageScan> {
+    siphon_scan::scan_page(body, records_key, fields, usize::MAX).ok()
+}

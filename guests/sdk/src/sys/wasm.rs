@@ -38,7 +38,7 @@ pub mod bindings {
     });
 }
 
-use bindings::siphon::collector::{checkpoint, config, log, sink, types};
+use bindings::siphon::collector::{checkpoint, config, json, log, sink, types};
 use bindings::wasi::clocks::{monotonic_clock, wall_clock};
 use bindings::wasi::random::random;
 
@@ -140,6 +140,32 @@ pub(crate) fn sink_emit(records: Vec<String>) -> Result<(), Error> {
     sink::emit(&records).map_err(|e| match e {
         E::InvalidRecord((index, m)) => Error::Host(format!("the host refused record {index} of the batch: {m}")),
         E::BufferFull(m) => Error::Host(format!("the host's record buffer is full ({m}); commit more often")),
+    })
+}
+
+/// The host's native page scan (`siphon:collector/json`), as `siphon_scan`
+/// types; `None` when the page is unusual.
+pub(crate) fn scan_page(body: &[u8], records_key: &str, fields: &[&str]) -> Option<siphon_scan::PageScan> {
+    use siphon_scan::{Element, Kind, PageScan};
+    let fields: Vec<String> = fields.iter().map(|f| (*f).to_owned()).collect();
+    let scan = json::scan_page(body, records_key, &fields)?;
+    let range = |s: json::Span| s.start as usize..s.end as usize;
+    Some(PageScan {
+        object: scan.object.into_iter().map(|(k, v)| (range(k), range(v))).collect(),
+        records: scan.records.map(|elements| {
+            elements
+                .into_iter()
+                .map(|e| Element {
+                    span: range(e.span),
+                    kind: match e.kind {
+                        json::ElementKind::Compact => Kind::Compact,
+                        json::ElementKind::Spaced => Kind::Spaced,
+                        json::ElementKind::Other => Kind::Other,
+                    },
+                })
+                .collect()
+        }),
+        fields: scan.fields.into_iter().map(|f| f.map(range)).collect(),
     })
 }
 
