@@ -19,7 +19,8 @@
 //! - Numbers are lenient ([`lenient_u64`]): vendors send `123`, `"123"` and
 //!   `1.23e2` for the same field, and all three mean 123.
 //! - [`read_page`] does the split and the per-record field lookups of a
-//!   page in one pass ([`scan_page`]), with the serde path inside for
+//!   page in one pass ([`scan_page`], run natively by the host through the
+//!   `siphon:collector/json` import), with the serde path inside for
 //!   anything unusual: one call for collectors whose pages are large.
 
 use std::borrow::Cow;

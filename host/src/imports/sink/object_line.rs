@@ -261,43 +261,9 @@ impl Checker<'_> {
 }
 
 /// Index of the first `"`, `\\` or control character (below 0x20) in `b`
-/// at or after `at` (`b.len()` when none): sixteen bytes a step.
-#[cfg(target_arch = "x86_64")]
-#[allow(unsafe_code)]
-fn plain_run(b: &[u8], mut at: usize) -> usize {
-    use std::arch::x86_64::{
-        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
-    };
-    // SAFETY: SSE2 is part of every x86_64 CPU (the target's baseline), and
-    // each load reads 16 bytes at `at` only while `at + 16 <= b.len()`; an
-    // unaligned load has no alignment requirement.
-    unsafe {
-        let (quote, backslash, below) = (_mm_set1_epi8(b'"' as i8), _mm_set1_epi8(b'\\' as i8), _mm_set1_epi8(0x1f));
-        while at + 16 <= b.len() {
-            let x = _mm_loadu_si128(b.as_ptr().add(at).cast::<__m128i>());
-            // x <= 0x1f exactly when max(x, 0x1f) == 0x1f (unsigned bytes).
-            let control = _mm_cmpeq_epi8(_mm_max_epu8(x, below), below);
-            let special = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, backslash)), control);
-            let mask = _mm_movemask_epi8(special) as u32;
-            if mask != 0 {
-                return at + mask.trailing_zeros() as usize;
-            }
-            at += 16;
-        }
-    }
-    plain_run_bytes(b, at)
-}
-
-#[cfg(not(target_arch = "x86_64"))]
+/// at or after `at` (`b.len()` when none): SSE2, shared with the page scan.
 fn plain_run(b: &[u8], at: usize) -> usize {
-    plain_run_bytes(b, at)
-}
-
-fn plain_run_bytes(b: &[u8], at: usize) -> usize {
-    at + b[at.min(b.len())..]
-        .iter()
-        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
-        .unwrap_or(b.len().saturating_sub(at))
+    at + siphon_scan::special_offset(b.get(at..).unwrap_or_default())
 }
 
 #[cfg(test)]
