@@ -263,60 +263,50 @@ impl Scanner<'_> {
     fn value(&mut self, depth: u32) -> Result<(), Unusual> {
         match self.peek().ok_or(Unusual)? {
             b'"' => self.string().map(|_| ()),
-            b'{' => {
-                if depth > MAX_DEPTH {
+            b'{' => self.container(depth, b'}', |s| {
+                if s.peek() != Some(b'"') {
                     return Err(Unusual);
                 }
-                self.i += 1;
-                self.skip_ws();
-                if self.peek() == Some(b'}') {
-                    self.i += 1;
-                    return Ok(());
-                }
-                loop {
-                    self.skip_ws();
-                    if self.peek() != Some(b'"') {
-                        return Err(Unusual);
-                    }
-                    self.string()?;
-                    self.skip_ws();
-                    self.expect(b':')?;
-                    self.skip_ws();
-                    self.value(depth + 1)?;
-                    self.skip_ws();
-                    match self.next()? {
-                        b',' => {}
-                        b'}' => return Ok(()),
-                        _ => return Err(Unusual),
-                    }
-                }
-            }
-            b'[' => {
-                if depth > MAX_DEPTH {
-                    return Err(Unusual);
-                }
-                self.i += 1;
-                self.skip_ws();
-                if self.peek() == Some(b']') {
-                    self.i += 1;
-                    return Ok(());
-                }
-                loop {
-                    self.skip_ws();
-                    self.value(depth + 1)?;
-                    self.skip_ws();
-                    match self.next()? {
-                        b',' => {}
-                        b']' => return Ok(()),
-                        _ => return Err(Unusual),
-                    }
-                }
-            }
+                s.string()?;
+                s.skip_ws();
+                s.expect(b':')?;
+                s.skip_ws();
+                s.value(depth + 1)
+            }),
+            b'[' => self.container(depth, b']', |s| s.value(depth + 1)),
             b't' => self.literal(b"true"),
             b'f' => self.literal(b"false"),
             b'n' => self.literal(b"null"),
             b'-' | b'0'..=b'9' => self.number(),
             _ => Err(Unusual),
+        }
+    }
+
+    /// An object or array at `i` (by `close`), each member read by `member`.
+    fn container(
+        &mut self,
+        depth: u32,
+        close: u8,
+        mut member: impl FnMut(&mut Self) -> Result<(), Unusual>,
+    ) -> Result<(), Unusual> {
+        if depth > MAX_DEPTH {
+            return Err(Unusual);
+        }
+        self.i += 1;
+        self.skip_ws();
+        if self.peek() == Some(close) {
+            self.i += 1;
+            return Ok(());
+        }
+        loop {
+            self.skip_ws();
+            member(self)?;
+            self.skip_ws();
+            match self.next()? {
+                b',' => {}
+                c if c == close => return Ok(()),
+                _ => return Err(Unusual),
+            }
         }
     }
 
